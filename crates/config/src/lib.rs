@@ -1,0 +1,310 @@
+//! The configuration file: TOML, every key with a built-in default.
+//!
+//! Invariants: a missing file section means the defaults; an unknown key is an error (a typo
+//! must not silently fall back to a default); every error names the file, the line and the key.
+//! Each service receives its own section (`&Smtp`, `&StoreOptions`), never the whole tree.
+#![forbid(unsafe_code)]
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The name of this server in greetings, Received headers and its self-signed certificate.
+    /// Default: the machine's hostname.
+    pub hostname: String,
+    /// Where facteur keeps everything: `facteur.db` (SQLite, WAL) and `blobs/`. Default:
+    /// `./facteur-data`.
+    pub data_dir: PathBuf,
+    /// The system user to switch to after binding ports when started as root. Empty: `facteur`
+    /// if that user exists, otherwise `nobody`.
+    pub run_as: String,
+    /// What to do when a listen address cannot be bound: `exit` (default) stops with an error
+    /// naming the key; `continue` logs it and keeps the other roles running.
+    pub bind_failure: BindFailure,
+    /// Time in seconds that shutdown waits for sessions in the middle of a message.
+    pub shutdown_grace_secs: u64,
+    pub listen: Listen,
+    /// Certificate and key files. Absent: a self-signed certificate for `hostname` is made once
+    /// in `data_dir/tls/`.
+    pub tls: Option<Tls>,
+    pub smtp: Smtp,
+    pub directory: DirectoryOptions,
+    pub store: StoreOptions,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BindFailure {
+    Exit,
+    Continue,
+}
+
+/// `role = ["ip:port", ...]`; an empty list disables the role.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Listen {
+    /// The MX (RFC 5321): receives mail for local domains, never relays.
+    pub smtp: Vec<ListenAddr>,
+    /// LMTP (RFC 2033), for an MTA in front of facteur. Keep it on loopback.
+    pub lmtp: Vec<ListenAddr>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    /// PEM file with the certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM file with the private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+/// The SMTP and LMTP sessions.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Smtp {
+    /// Largest message accepted, in bytes (advertised with SIZE, RFC 1870).
+    pub max_message_size: u64,
+    /// Recipients per message; more get `452 4.5.3` (RFC 5321 §4.5.3.1.8 asks for at least 100).
+    pub max_recipients: usize,
+    /// Longest command line in bytes, CRLF included. RFC 5321 §4.5.3.1.4 sets 512 and lets
+    /// extensions raise it; the default leaves room for DSN and SIZE parameters.
+    pub max_line_length: usize,
+    /// Seconds to wait for the next command or the next piece of a message (RFC 5321 §4.5.3.2.7:
+    /// at least 5 minutes).
+    pub timeout_secs: u64,
+    /// Client errors tolerated in one session before it is closed with `421 4.7.0`.
+    pub max_errors: u32,
+    /// Simultaneous connections per listener role.
+    pub max_connections: usize,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DirectoryOptions {
+    /// Separator of subaddresses: `user+tag@domain` reaches `user`. Empty disables them.
+    pub subaddress_separator: String,
+    /// Quota of new accounts in bytes; 0 means none.
+    pub default_quota: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreOptions {
+    /// Messages up to this size are kept inside the database, larger ones as files in `blobs/`.
+    pub inline_blob_max: u64,
+    /// Most deliveries committed together in one transaction and one fsync.
+    pub group_commit_max: usize,
+}
+
+/// A listen address; `[::]:25` falls back to `0.0.0.0:25` on hosts without IPv6.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenAddr(pub SocketAddr);
+
+impl<'de> Deserialize<'de> for ListenAddr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        raw.parse().map(ListenAddr).map_err(|_| {
+            serde::de::Error::custom(format!(
+                "`{raw}` is not an address and port like \"127.0.0.1:25\" or \"[::]:25\""
+            ))
+        })
+    }
+}
+
+impl Serialize for ListenAddr {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}
+
+impl fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+fn listen(raw: &[&str]) -> Vec<ListenAddr> {
+    raw.iter()
+        .map(|a| ListenAddr(a.parse().expect("built-in listen addresses parse")))
+        .collect()
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            hostname: system_hostname(),
+            data_dir: PathBuf::from("./facteur-data"),
+            run_as: String::new(),
+            bind_failure: BindFailure::Exit,
+            shutdown_grace_secs: 30,
+            listen: Listen::default(),
+            tls: None,
+            smtp: Smtp::default(),
+            directory: DirectoryOptions::default(),
+            store: StoreOptions::default(),
+        }
+    }
+}
+
+impl Default for Listen {
+    fn default() -> Self {
+        Listen {
+            smtp: listen(&["[::]:25"]),
+            lmtp: listen(&["127.0.0.1:24"]),
+        }
+    }
+}
+
+impl Default for Smtp {
+    fn default() -> Self {
+        Smtp {
+            max_message_size: 50 * 1024 * 1024,
+            max_recipients: 1000,
+            max_line_length: 2048,
+            timeout_secs: 300,
+            max_errors: 20,
+            max_connections: 1000,
+        }
+    }
+}
+
+impl Default for DirectoryOptions {
+    fn default() -> Self {
+        DirectoryOptions {
+            subaddress_separator: "+".into(),
+            default_quota: 0,
+        }
+    }
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            inline_blob_max: 256 * 1024,
+            group_commit_max: 256,
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&text).map_err(|message| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        })
+    }
+
+    /// Parses configuration text; the error names the line, the column and the key.
+    pub fn parse(text: &str) -> Result<Config, String> {
+        let config: Config = toml::from_str(text).map_err(|e| describe(text, &e))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if facteur_model::Domain::parse(&self.hostname).is_none() {
+            return Err(format!(
+                "key `hostname`: `{}` is not a host name",
+                self.hostname
+            ));
+        }
+        if self.smtp.max_line_length < 512 {
+            return Err(
+                "key `smtp.max_line_length`: RFC 5321 §4.5.3.1.4 needs at least 512".into(),
+            );
+        }
+        if self.smtp.max_recipients < 1 {
+            return Err("key `smtp.max_recipients`: must be at least 1".into());
+        }
+        if self.store.group_commit_max < 1 {
+            return Err("key `store.group_commit_max`: must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// The effective configuration as TOML, defaults filled in.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("configuration serializes")
+    }
+}
+
+/// Turns a TOML error into one line: `line L, column C: message`.
+fn describe(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim().to_string();
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!("line {line}, column {column}: {message}")
+        }
+        None => message,
+    }
+}
+
+/// The machine's host name, as the kernel knows it.
+pub fn system_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| facteur_model::Domain::parse(s).is_some())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_the_defaults() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("./facteur-data"));
+        assert_eq!(c.listen.smtp[0].to_string(), "[::]:25");
+        assert_eq!(c.smtp.max_recipients, 1000);
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_key() {
+        let err = Config::parse("hostname = \"mx.example.com\"\n[smtp]\nmax_recipient = 3\n")
+            .unwrap_err();
+        assert!(err.starts_with("line 3, column 1"), "{err}");
+        assert!(err.contains("max_recipient"), "{err}");
+    }
+
+    #[test]
+    fn bad_listen_address_names_line() {
+        let err = Config::parse("[listen]\nsmtp = [\"localhost\"]\n").unwrap_err();
+        assert!(err.starts_with("line 2"), "{err}");
+        assert!(err.contains("localhost"), "{err}");
+    }
+
+    #[test]
+    fn effective_config_round_trips() {
+        let c = Config::parse("hostname = \"mx.example.com\"\n[listen]\nlmtp = []\n").unwrap();
+        let again = Config::parse(&c.to_toml()).unwrap();
+        assert_eq!(again.hostname, "mx.example.com");
+        assert!(again.listen.lmtp.is_empty());
+    }
+}

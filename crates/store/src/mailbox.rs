@@ -1,0 +1,108 @@
+//! Reading mailboxes and messages back: what IMAP, POP3 and `mailbox export` build on.
+
+use crate::blob::{BlobHash, blob_path};
+use crate::{Result, Store, StoreError, io_err};
+use facteur_model::{AccountId, MailboxId, ModSeq, Uid};
+use rusqlite::{OptionalExtension, params};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailboxInfo {
+    pub id: MailboxId,
+    pub name: String,
+    pub special_use: Option<String>,
+    pub uidvalidity: u32,
+    pub uidnext: Uid,
+    pub highest_modseq: ModSeq,
+    pub messages: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageInfo {
+    pub uid: Uid,
+    pub modseq: ModSeq,
+    pub flags: String,
+    pub internal_date: i64,
+    pub size: u64,
+    pub blob: BlobHash,
+    pub queue_id: String,
+    pub envelope: String,
+    pub structure: String,
+}
+
+impl Store {
+    pub fn mailboxes(&self, account: AccountId) -> Result<Vec<MailboxInfo>> {
+        self.read(|c| {
+            let mut stmt = c.prepare(
+                "SELECT m.id, m.name, m.special_use, m.uidvalidity, m.uidnext, m.highestmodseq,
+                        (SELECT count(*) FROM messages WHERE mailbox_id = m.id)
+                 FROM mailboxes m WHERE m.account_id = ?1 ORDER BY m.id",
+            )?;
+            let rows = stmt.query_map([account.0], |r| {
+                Ok(MailboxInfo {
+                    id: MailboxId(r.get(0)?),
+                    name: r.get(1)?,
+                    special_use: r.get(2)?,
+                    uidvalidity: r.get(3)?,
+                    uidnext: Uid(r.get(4)?),
+                    highest_modseq: ModSeq(r.get::<_, i64>(5)? as u64),
+                    messages: r.get::<_, i64>(6)? as u64,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    pub fn messages(&self, mailbox: MailboxId) -> Result<Vec<MessageInfo>> {
+        self.read(|c| {
+            let mut stmt = c.prepare(
+                "SELECT uid, modseq, flags, internaldate, size, blob_hash, queue_id, envelope, structure
+                 FROM messages WHERE mailbox_id = ?1 ORDER BY uid",
+            )?;
+            let rows = stmt.query_map([mailbox.0], |r| {
+                let hash: Vec<u8> = r.get(5)?;
+                Ok(MessageInfo {
+                    uid: Uid(r.get(0)?),
+                    modseq: ModSeq(r.get::<_, i64>(1)? as u64),
+                    flags: r.get(2)?,
+                    internal_date: r.get(3)?,
+                    size: r.get::<_, i64>(4)? as u64,
+                    blob: BlobHash::from_slice(&hash).unwrap_or(BlobHash([0; 32])),
+                    queue_id: r.get(6)?,
+                    envelope: r.get(7)?,
+                    structure: r.get(8)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    /// The whole message as a client sees it: the copy's prefix, then the shared blob.
+    pub fn message_content(&self, mailbox: MailboxId, uid: Uid) -> Result<Vec<u8>> {
+        let row: Option<(Vec<u8>, Vec<u8>, Option<Vec<u8>>)> = self.read(|c| {
+            Ok(c.prepare_cached(
+                "SELECT m.prefix, m.blob_hash, b.data FROM messages m
+                 JOIN blobs b ON b.hash = m.blob_hash
+                 WHERE m.mailbox_id = ?1 AND m.uid = ?2",
+            )?
+            .query_row(params![mailbox.0, uid.0], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()?)
+        })?;
+        let (mut out, hash, inline) = row.ok_or_else(|| {
+            StoreError::NotFound(format!("no message {uid} in mailbox {mailbox}"))
+        })?;
+        match inline {
+            Some(data) => out.extend_from_slice(&data),
+            None => {
+                let hash = BlobHash::from_slice(&hash)
+                    .ok_or_else(|| StoreError::NotFound("malformed blob hash".into()))?;
+                let path = blob_path(self.data_dir(), hash);
+                let data =
+                    std::fs::read(&path).map_err(io_err(format!("reading {}", path.display())))?;
+                out.extend_from_slice(&data);
+            }
+        }
+        Ok(out)
+    }
+}

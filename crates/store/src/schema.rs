@@ -1,0 +1,96 @@
+//! Versioned schema migrations, recorded in `PRAGMA user_version`.
+//!
+//! Invariant: a migration is only ever appended; released ones never change.
+
+use crate::{Result, StoreError};
+use rusqlite::Connection;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: directory, IMAP data model, blobs.
+    "
+    CREATE TABLE domains (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        created INTEGER NOT NULL
+    );
+    CREATE TABLE accounts (
+        id INTEGER PRIMARY KEY,
+        domain_id INTEGER NOT NULL REFERENCES domains(id),
+        local_part TEXT NOT NULL,          -- folded to lower case
+        password TEXT NOT NULL,            -- PHC string (Argon2id)
+        quota_bytes INTEGER NOT NULL DEFAULT 0,
+        used_bytes INTEGER NOT NULL DEFAULT 0,
+        created INTEGER NOT NULL,
+        UNIQUE (domain_id, local_part)
+    );
+    CREATE TABLE aliases (
+        id INTEGER PRIMARY KEY,
+        domain_id INTEGER NOT NULL REFERENCES domains(id),
+        local_part TEXT NOT NULL,          -- folded; '' is the catch-all of the domain
+        target TEXT NOT NULL,
+        UNIQUE (domain_id, local_part, target)
+    );
+    CREATE TABLE mailboxes (
+        id INTEGER PRIMARY KEY,
+        account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        special_use TEXT,
+        uidvalidity INTEGER NOT NULL,
+        uidnext INTEGER NOT NULL DEFAULT 1,
+        highestmodseq INTEGER NOT NULL DEFAULT 1,
+        subscribed INTEGER NOT NULL DEFAULT 1,
+        UNIQUE (account_id, name)
+    );
+    CREATE INDEX mailboxes_special ON mailboxes(account_id, special_use);
+    CREATE TABLE blobs (
+        hash BLOB PRIMARY KEY,             -- SHA-256 of the content
+        size INTEGER NOT NULL,
+        data BLOB                          -- NULL: the content is the file blobs/hh/hash
+    ) WITHOUT ROWID;
+    CREATE TABLE messages (
+        id INTEGER PRIMARY KEY,
+        mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+        uid INTEGER NOT NULL,
+        modseq INTEGER NOT NULL,
+        flags TEXT NOT NULL DEFAULT '',
+        internaldate INTEGER NOT NULL,
+        size INTEGER NOT NULL,             -- prefix + blob, what IMAP calls RFC822.SIZE
+        prefix BLOB NOT NULL,              -- per-recipient trace headers (Return-Path, Delivered-To)
+        blob_hash BLOB NOT NULL REFERENCES blobs(hash),
+        envelope TEXT NOT NULL,            -- parsed once at delivery (JSON)
+        structure TEXT NOT NULL,           -- MIME structure with offsets into the blob (JSON)
+        queue_id TEXT NOT NULL,
+        UNIQUE (mailbox_id, uid)
+    );
+    CREATE INDEX messages_blob ON messages(blob_hash);
+    CREATE INDEX messages_modseq ON messages(mailbox_id, modseq);
+    CREATE TABLE expunged (
+        mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+        uid INTEGER NOT NULL,
+        modseq INTEGER NOT NULL,
+        PRIMARY KEY (mailbox_id, uid)
+    ) WITHOUT ROWID;
+    ",
+];
+
+/// Brings the schema to the newest version, one transaction per migration.
+pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
+    let known = MIGRATIONS.len() as i64;
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if found > known {
+        return Err(StoreError::SchemaTooNew { found, known });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        // Another process may have migrated while we waited for the lock.
+        let now: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if now > i as i64 {
+            continue;
+        }
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i as i64 + 1)?;
+        tx.commit()?;
+        tracing::info!(version = i + 1, "store schema migrated");
+    }
+    Ok(())
+}

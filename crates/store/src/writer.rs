@@ -1,0 +1,238 @@
+//! Message delivery with group commit: one thread owns the write connection; deliveries that
+//! arrive while it commits are taken together into the next transaction, so N concurrent
+//! messages cost one WAL fsync instead of N.
+//!
+//! Invariants: a delivery's reply is sent only after its transaction committed; each delivery
+//! is isolated in a savepoint, so one failing recipient never undoes another message.
+
+use crate::blob::Blob;
+use crate::{Change, Result, Store, StoreError};
+use facteur_model::{AccountId, MailboxId, ModSeq, Uid};
+use rusqlite::{Connection, params};
+use std::sync::mpsc;
+use tokio::sync::oneshot;
+
+/// A message to file, already parsed.
+#[derive(Debug)]
+pub struct NewMessage {
+    pub blob: Blob,
+    pub internal_date: i64,
+    pub envelope: String,
+    pub structure: String,
+    pub queue_id: String,
+}
+
+/// One mailbox copy: the account's INBOX, with its own trace-header prefix.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub account: AccountId,
+    /// Trace headers for this copy only (Return-Path, Delivered-To), stored beside the shared blob.
+    pub prefix: Vec<u8>,
+    /// Refuse the copy when it would take the account past its quota (LMTP and single-recipient
+    /// paths); when false, a copy accepted at RCPT time may overshoot once.
+    pub enforce_quota: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivered {
+    pub mailbox: MailboxId,
+    pub uid: Uid,
+    pub modseq: ModSeq,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeliverError {
+    #[error("over quota")]
+    OverQuota,
+    #[error("no such account")]
+    NoSuchAccount,
+    #[error("store failure: {0}")]
+    Failed(String),
+}
+
+pub(crate) struct Job {
+    message: NewMessage,
+    targets: Vec<Target>,
+    reply: oneshot::Sender<Result<Vec<Result<Delivered, DeliverError>>>>,
+}
+
+impl Store {
+    /// Files one message into the INBOX of each target. Returns once the copies are durable,
+    /// with one outcome per target in order.
+    pub async fn deliver(
+        &self,
+        message: NewMessage,
+        targets: Vec<Target>,
+    ) -> Result<Vec<Result<Delivered, DeliverError>>> {
+        let (reply, answer) = oneshot::channel();
+        self.writer_sender()?
+            .send(Job {
+                message,
+                targets,
+                reply,
+            })
+            .map_err(|_| StoreError::WriterGone)?;
+        answer.await.map_err(|_| StoreError::WriterGone)?
+    }
+
+    fn writer_sender(&self) -> Result<mpsc::Sender<Job>> {
+        let mut slot = self.inner.writer.lock().expect("writer lock");
+        if let Some(tx) = slot.as_ref() {
+            return Ok(tx.clone());
+        }
+        let conn = crate::open_connection(&self.inner.options.data_dir)?;
+        let (tx, rx) = mpsc::channel();
+        let max = self.inner.options.group_commit_max;
+        let changes = self.inner.changes.clone();
+        std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || run(conn, rx, max, changes))
+            .map_err(crate::io_err("starting the store writer"))?;
+        *slot = Some(tx.clone());
+        Ok(tx)
+    }
+}
+
+fn run(
+    mut conn: Connection,
+    jobs: mpsc::Receiver<Job>,
+    max: usize,
+    changes: tokio::sync::broadcast::Sender<Change>,
+) {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while batch.len() < max {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let mut events = Vec::new();
+        match commit_batch(&mut conn, &batch, &mut events) {
+            Ok(outcomes) => {
+                for (job, outcome) in batch.into_iter().zip(outcomes) {
+                    let _ = job.reply.send(Ok(outcome));
+                }
+                for event in events {
+                    let _ = changes.send(event);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, messages = batch.len(), "store commit failed");
+                let text = e.to_string();
+                for job in batch {
+                    let _ = job.reply.send(Err(StoreError::Conflict(text.clone())));
+                }
+            }
+        }
+    }
+}
+
+type Outcomes = Vec<Result<Delivered, DeliverError>>;
+
+fn commit_batch(
+    conn: &mut Connection,
+    batch: &[Job],
+    events: &mut Vec<Change>,
+) -> Result<Vec<Outcomes>> {
+    let mut tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let mut all = Vec::with_capacity(batch.len());
+    for job in batch {
+        let mut sp = tx.savepoint()?;
+        let mut job_events = Vec::new();
+        match file_message(&sp, job, &mut job_events) {
+            Ok(outcomes) => {
+                sp.commit()?;
+                events.extend(job_events);
+                all.push(outcomes);
+            }
+            Err(e) => {
+                sp.rollback()?;
+                drop(sp);
+                let text = e.to_string();
+                all.push(
+                    job.targets
+                        .iter()
+                        .map(|_| Err(DeliverError::Failed(text.clone())))
+                        .collect(),
+                );
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(all)
+}
+
+fn file_message(conn: &Connection, job: &Job, events: &mut Vec<Change>) -> Result<Outcomes> {
+    let m = &job.message;
+    conn.prepare_cached(
+        "INSERT INTO blobs (hash, size, data) VALUES (?1, ?2, ?3) ON CONFLICT (hash) DO NOTHING",
+    )?
+    .execute(params![
+        &m.blob.hash.0[..],
+        m.blob.size as i64,
+        m.blob.inline.as_deref()
+    ])?;
+    let mut outcomes = Vec::with_capacity(job.targets.len());
+    for target in &job.targets {
+        let size = m.blob.size + target.prefix.len() as u64;
+        let account: Option<(i64, i64)> = conn
+            .prepare_cached("SELECT quota_bytes, used_bytes FROM accounts WHERE id = ?1")?
+            .query_row([target.account.0], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map(Some)
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                e => Err(e),
+            })?;
+        let Some((quota, used)) = account else {
+            outcomes.push(Err(DeliverError::NoSuchAccount));
+            continue;
+        };
+        // RFC 3463 X.2.2: the mailbox is full.
+        if target.enforce_quota && quota > 0 && used as u64 + size > quota as u64 {
+            outcomes.push(Err(DeliverError::OverQuota));
+            continue;
+        }
+        let (mailbox, uid, modseq): (i64, u32, i64) = conn
+            .prepare_cached(
+                "UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1
+                 WHERE account_id = ?1 AND special_use = 'inbox'
+                 RETURNING id, uidnext - 1, highestmodseq",
+            )?
+            .query_row([target.account.0], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?;
+        conn.prepare_cached(
+            "INSERT INTO messages (mailbox_id, uid, modseq, flags, internaldate, size, prefix,
+                                   blob_hash, envelope, structure, queue_id)
+             VALUES (?1, ?2, ?3, '', ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )?
+        .execute(params![
+            mailbox,
+            uid,
+            modseq,
+            m.internal_date,
+            size as i64,
+            &target.prefix,
+            &m.blob.hash.0[..],
+            &m.envelope,
+            &m.structure,
+            &m.queue_id,
+        ])?;
+        conn.prepare_cached("UPDATE accounts SET used_bytes = used_bytes + ?2 WHERE id = ?1")?
+            .execute(params![target.account.0, size as i64])?;
+        let delivered = Delivered {
+            mailbox: MailboxId(mailbox),
+            uid: Uid(uid),
+            modseq: ModSeq(modseq as u64),
+        };
+        events.push(Change::MessageAdded {
+            account: target.account,
+            mailbox: delivered.mailbox,
+            uid: delivered.uid,
+            modseq: delivered.modseq,
+        });
+        outcomes.push(Ok(delivered));
+    }
+    Ok(outcomes)
+}

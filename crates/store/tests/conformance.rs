@@ -1,0 +1,214 @@
+//! Store conformance: the behaviour every backend must show (directory, delivery with group
+//! commit, quota, blobs inline and as files, consistency check, garbage collection).
+
+use facteur_model::{Address, Domain};
+use facteur_store::{Change, DeliverError, NewMessage, Options, Store, Target};
+use std::path::PathBuf;
+
+struct TempStore {
+    store: Store,
+    dir: PathBuf,
+}
+
+impl Drop for TempStore {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn temp_store(name: &str, inline_blob_max: u64) -> TempStore {
+    let dir = std::env::temp_dir().join(format!("facteur-conf-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let store = Store::open(Options {
+        data_dir: dir.clone(),
+        inline_blob_max,
+        group_commit_max: 64,
+    })
+    .unwrap();
+    TempStore { store, dir }
+}
+
+fn addr(s: &str) -> Address {
+    Address::parse(s).unwrap()
+}
+
+fn message(store: &Store, body: &[u8]) -> NewMessage {
+    let mut w = store.blob_writer();
+    w.write(body).unwrap();
+    NewMessage {
+        blob: w.finish().unwrap(),
+        internal_date: 1_700_000_000,
+        envelope: "{}".into(),
+        structure: "{}".into(),
+        queue_id: "Q1".into(),
+    }
+}
+
+fn target(account: facteur_model::AccountId, prefix: &str) -> Target {
+    Target {
+        account,
+        prefix: prefix.as_bytes().to_vec(),
+        enforce_quota: true,
+    }
+}
+
+#[test]
+fn directory_round_trip() {
+    let t = temp_store("dir", 1024);
+    let s = &t.store;
+    let d = Domain::parse("Example.COM").unwrap();
+    s.add_domain(&d).unwrap();
+    assert!(
+        s.add_domain(&d)
+            .unwrap_err()
+            .to_string()
+            .contains("exists already")
+    );
+    let id = s
+        .add_account(&addr("Alice@example.com"), "hash", 0)
+        .unwrap();
+    assert!(
+        s.add_account(&addr("alice@EXAMPLE.com"), "hash", 0)
+            .is_err(),
+        "case-insensitive duplicate"
+    );
+    let err = s
+        .add_account(&addr("bob@unknown.example"), "h", 0)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("unknown domain"), "{err}");
+    let rec = s.account(&d, "alice").unwrap().unwrap();
+    assert_eq!(rec.id, id);
+    assert_eq!(rec.address, "alice@example.com");
+    let names: Vec<_> = s
+        .mailboxes(id)
+        .unwrap()
+        .into_iter()
+        .map(|m| m.name)
+        .collect();
+    assert_eq!(
+        names,
+        ["INBOX", "Sent", "Drafts", "Junk", "Trash", "Archive"]
+    );
+    s.add_alias(&d, "postmaster", "alice@example.com").unwrap();
+    s.add_alias(&d, "", "alice@example.com").unwrap();
+    assert_eq!(
+        s.alias_targets(&d, "postmaster").unwrap(),
+        ["alice@example.com"]
+    );
+    assert!(s.remove_domain(&d).is_err(), "domain in use");
+    s.remove_alias(&d, "postmaster", &[]).unwrap();
+    s.remove_alias(&d, "", &[]).unwrap();
+    s.remove_account(&addr("alice@example.com")).unwrap();
+    s.remove_domain(&d).unwrap();
+    assert!(s.list_domains().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_deliveries_get_distinct_uids_and_events() {
+    let t = temp_store("deliver", 1024);
+    let s = t.store.clone();
+    s.add_domain(&Domain::parse("example.com").unwrap())
+        .unwrap();
+    let a = s.add_account(&addr("a@example.com"), "h", 0).unwrap();
+    let b = s.add_account(&addr("b@example.com"), "h", 0).unwrap();
+    let mut events = s.subscribe();
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            // Every other message is large enough to be a file blob.
+            let body = if i % 2 == 0 {
+                vec![b'x'; 10]
+            } else {
+                vec![b'y'; 5000 + i]
+            };
+            let m = message(&s, &body);
+            s.deliver(m, vec![target(a, "P: a\r\n"), target(b, "P: b\r\n")])
+                .await
+                .unwrap()
+        }));
+    }
+    for task in tasks {
+        let outcomes = task.await.unwrap();
+        assert!(outcomes.iter().all(|o| o.is_ok()));
+    }
+    let inbox = s.mailboxes(a).unwrap()[0].clone();
+    assert_eq!(inbox.messages, 50);
+    assert_eq!(inbox.uidnext.0, 51);
+    let uids: Vec<u32> = s
+        .messages(inbox.id)
+        .unwrap()
+        .iter()
+        .map(|m| m.uid.0)
+        .collect();
+    assert_eq!(uids, (1..=50).collect::<Vec<_>>());
+    let content = s.message_content(inbox.id, facteur_model::Uid(1)).unwrap();
+    assert!(content.starts_with(b"P: a\r\n"));
+    let mut added = 0;
+    while let Ok(Change::MessageAdded { .. }) = events.try_recv() {
+        added += 1;
+    }
+    assert_eq!(added, 100);
+    let report = s.check().unwrap();
+    assert!(report.is_consistent(), "{report:?}");
+    assert_eq!(report.messages, 100);
+    // 25 identical small bodies share one blob; 25 distinct large ones are files.
+    assert_eq!(report.blobs, 26);
+    s.remove_account(&addr("a@example.com")).unwrap();
+    s.remove_account(&addr("b@example.com")).unwrap();
+    let report = s.check().unwrap();
+    assert_eq!(
+        (report.blobs, report.unreferenced_files),
+        (0, 0),
+        "{report:?}"
+    );
+}
+
+#[tokio::test]
+async fn quota_refuses_only_enforced_copies() {
+    let t = temp_store("quota", 1024);
+    let s = &t.store;
+    s.add_domain(&Domain::parse("example.com").unwrap())
+        .unwrap();
+    let a = s.add_account(&addr("a@example.com"), "h", 100).unwrap();
+    let first = s
+        .deliver(message(s, &[b'z'; 80]), vec![target(a, "")])
+        .await
+        .unwrap();
+    assert!(first[0].is_ok());
+    let second = s
+        .deliver(message(s, &[b'z'; 80]), vec![target(a, "")])
+        .await
+        .unwrap();
+    assert_eq!(second[0], Err(DeliverError::OverQuota));
+    let lenient = Target {
+        enforce_quota: false,
+        ..target(a, "")
+    };
+    let third = s
+        .deliver(message(s, &[b'z'; 80]), vec![lenient])
+        .await
+        .unwrap();
+    assert!(third[0].is_ok());
+    assert!(s.check().unwrap().is_consistent());
+}
+
+#[test]
+fn check_reports_a_missing_blob_file() {
+    let t = temp_store("check", 0);
+    let s = &t.store;
+    s.add_domain(&Domain::parse("example.com").unwrap())
+        .unwrap();
+    let a = s.add_account(&addr("a@example.com"), "h", 0).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let m = message(s, b"file blob");
+    let hash = m.blob.hash.to_hex();
+    rt.block_on(s.deliver(m, vec![target(a, "")])).unwrap();
+    assert!(s.check().unwrap().is_consistent());
+    std::fs::remove_file(t.dir.join("blobs").join(&hash[..2]).join(&hash)).unwrap();
+    let report = s.check().unwrap();
+    assert_eq!(report.errors.len(), 1, "{report:?}");
+}
