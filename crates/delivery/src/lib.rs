@@ -1,0 +1,121 @@
+//! Local delivery: one accepted message, filed durably into the INBOX of every account its
+//! recipients resolved to.
+//!
+//! - The message body is one blob for all copies; each copy gets its own prefix with
+//!   `Return-Path` (RFC 5321 §4.4) and `Delivered-To` (the final account, as Postfix and
+//!   Dovecot write it), stored beside the copy, not in the blob.
+//! - Envelope and MIME structure are parsed once, here, and stored with each copy ([`meta`]).
+//! - An account reached through several recipients gets one copy.
+#![forbid(unsafe_code)]
+
+pub mod meta;
+
+use facteur_directory::Mailbox;
+use facteur_store::{Blob, DeliverError, NewMessage, Store, StoreError, Target};
+
+/// One recipient of the transaction and the accounts it resolved to.
+#[derive(Debug, Clone)]
+pub struct Recipient {
+    pub mailboxes: Vec<Mailbox>,
+}
+
+/// The outcome for one recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Delivered,
+    OverQuota,
+    Failed(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What the transport knows about the message.
+pub struct Envelope<'a> {
+    /// The reverse path, empty for the null sender.
+    pub return_path: &'a str,
+    pub queue_id: &'a str,
+    pub internal_date: i64,
+    /// Refuse a copy that would exceed its account's quota. SMTP checked quotas at RCPT time
+    /// and has a single reply for all copies, so it files anyway (one overshoot, as Dovecot's
+    /// quota grace); LMTP answers per recipient and enforces.
+    pub enforce_quota: bool,
+}
+
+/// Files the message for every recipient; one outcome per recipient, in order.
+pub async fn deliver(
+    store: &Store,
+    blob: Blob,
+    envelope: &Envelope<'_>,
+    recipients: &[Recipient],
+) -> Result<Vec<Outcome>, DeliveryError> {
+    let content = blob.content()?;
+    let (env_json, structure_json) = meta::parse(&content);
+    drop(content);
+    let mut targets: Vec<Target> = Vec::new();
+    let mut target_of: Vec<Vec<usize>> = Vec::with_capacity(recipients.len());
+    for recipient in recipients {
+        let mut indexes = Vec::new();
+        // A recipient that fans out to several accounts (an alias) never fails on one quota.
+        let enforce = envelope.enforce_quota && recipient.mailboxes.len() == 1;
+        for mailbox in &recipient.mailboxes {
+            let index = match targets.iter().position(|t| t.account == mailbox.account) {
+                Some(i) => i,
+                None => {
+                    targets.push(Target {
+                        account: mailbox.account,
+                        prefix: trace_prefix(envelope.return_path, &mailbox.address),
+                        enforce_quota: enforce,
+                    });
+                    targets.len() - 1
+                }
+            };
+            indexes.push(index);
+        }
+        target_of.push(indexes);
+    }
+    let message = NewMessage {
+        blob,
+        internal_date: envelope.internal_date,
+        envelope: env_json,
+        structure: structure_json,
+        queue_id: envelope.queue_id.to_string(),
+    };
+    let filed = store.deliver(message, targets).await?;
+    Ok(target_of
+        .iter()
+        .map(|indexes| {
+            indexes
+                .iter()
+                .map(|&i| match &filed[i] {
+                    Ok(_) => Outcome::Delivered,
+                    Err(DeliverError::OverQuota) => Outcome::OverQuota,
+                    Err(e) => Outcome::Failed(e.to_string()),
+                })
+                .find(|o| *o != Outcome::Delivered)
+                .unwrap_or(Outcome::Delivered)
+        })
+        .collect())
+}
+
+/// `Return-Path` and `Delivered-To` for one copy (RFC 5321 §4.4: the return path is added by
+/// the final delivery, in angle brackets, empty for the null sender).
+pub fn trace_prefix(return_path: &str, delivered_to: &str) -> Vec<u8> {
+    format!("Return-Path: <{return_path}>\r\nDelivered-To: {delivered_to}\r\n").into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_has_return_path_and_delivered_to() {
+        assert_eq!(
+            trace_prefix("", "bob@example.com"),
+            b"Return-Path: <>\r\nDelivered-To: bob@example.com\r\n"
+        );
+    }
+}

@@ -1,0 +1,171 @@
+//! Parse-once metadata: the IMAP ENVELOPE fields (RFC 9051 §7.5.2) and the MIME structure
+//! (RFC 2045, RFC 2046) with byte offsets, computed at delivery and stored as JSON so IMAP
+//! FETCH ENVELOPE/BODYSTRUCTURE and SEARCH never reparse a message.
+//!
+//! Offsets are relative to the start of the blob. Header values are kept raw (unfolded), as
+//! IMAP returns them undecoded.
+
+use mail_parser::{
+    Address, HeaderName, HeaderValue, Message, MessageParser, MessagePart, MimeHeaders, PartType,
+};
+use serde_json::{Value, json};
+
+/// Returns (envelope JSON, structure JSON). A message mail-parser cannot read still gets a
+/// minimal structure: delivery never fails on content.
+pub fn parse(raw: &[u8]) -> (String, String) {
+    match MessageParser::default().parse(raw) {
+        Some(message) => (envelope(&message).to_string(), structure(&message, 0, 0).to_string()),
+        None => (
+            json!({}).to_string(),
+            json!({"type": "text", "subtype": "plain", "header_start": 0, "body_start": 0, "end": raw.len()}).to_string(),
+        ),
+    }
+}
+
+fn envelope(m: &Message<'_>) -> Value {
+    let raw = |name: HeaderName<'static>| m.header_raw(name).map(|v| unfold(v.trim()));
+    json!({
+        "date": raw(HeaderName::Date),
+        "subject": raw(HeaderName::Subject),
+        "from": addresses(m.from()),
+        "sender": addresses(m.sender()),
+        "reply_to": addresses(m.reply_to()),
+        "to": addresses(m.to()),
+        "cc": addresses(m.cc()),
+        "bcc": addresses(m.bcc()),
+        "in_reply_to": raw(HeaderName::InReplyTo),
+        "message_id": raw(HeaderName::MessageId),
+    })
+}
+
+fn unfold(v: &str) -> String {
+    v.replace("\r\n", "").replace('\n', "")
+}
+
+/// Address lists as `[{name, mailbox, host}]`; groups as `{group, members}`.
+fn addresses(a: Option<&Address<'_>>) -> Value {
+    let one = |addr: &mail_parser::Addr<'_>| {
+        let (mailbox, host) = addr
+            .address
+            .as_deref()
+            .map(|a| a.rsplit_once('@').unwrap_or((a, "")))
+            .unwrap_or(("", ""));
+        json!({"name": addr.name.as_deref(), "mailbox": mailbox, "host": host})
+    };
+    match a {
+        None => Value::Null,
+        Some(Address::List(list)) => Value::Array(list.iter().map(one).collect()),
+        Some(Address::Group(groups)) => Value::Array(
+            groups
+                .iter()
+                .map(|g| json!({"group": g.name.as_deref(), "members": g.addresses.iter().map(one).collect::<Vec<_>>()}))
+                .collect(),
+        ),
+    }
+}
+
+fn structure(m: &Message<'_>, part_id: u32, base: usize) -> Value {
+    let Some(part) = m.part(part_id) else {
+        return Value::Null;
+    };
+    let mut node = part_fields(m, part, base);
+    match &part.body {
+        PartType::Multipart(children) => {
+            let kids: Vec<Value> = children.iter().map(|&c| structure(m, c, base)).collect();
+            node["parts"] = Value::Array(kids);
+        }
+        PartType::Message(inner) => {
+            // The nested message's offsets count from the start of this part's body.
+            let inner_base = base + part.offset_body as usize;
+            node["message"] = json!({
+                "envelope": envelope(inner),
+                "structure": structure(inner, 0, inner_base),
+            });
+        }
+        _ => {}
+    }
+    node
+}
+
+fn part_fields(m: &Message<'_>, part: &MessagePart<'_>, base: usize) -> Value {
+    let ct = part.content_type();
+    let (ctype, subtype) = match ct {
+        Some(ct) => (
+            ct.ctype().to_lowercase(),
+            ct.subtype().map(str::to_lowercase),
+        ),
+        None => ("text".into(), Some("plain".into())),
+    };
+    let params = |ct: Option<&mail_parser::ContentType<'_>>| -> Vec<(String, String)> {
+        ct.and_then(|c| c.attributes())
+            .map(|attrs| {
+                attrs
+                    .iter()
+                    .map(|a| (a.name.to_string(), a.value.to_string()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let body = &m
+        .raw_message()
+        .get(part.offset_body as usize..part.offset_end as usize)
+        .unwrap_or(&[]);
+    let disposition = part.content_disposition();
+    let language = match part.content_language() {
+        HeaderValue::Text(t) => vec![t.to_string()],
+        HeaderValue::TextList(l) => l.iter().map(|t| t.to_string()).collect(),
+        _ => vec![],
+    };
+    json!({
+        "type": ctype,
+        "subtype": subtype.unwrap_or_else(|| "plain".into()),
+        "params": params(ct),
+        "id": part.content_id(),
+        "description": part.headers.iter().find(|h| h.name == HeaderName::ContentDescription).and_then(|h| h.value.as_text()),
+        "encoding": part.content_transfer_encoding().map(str::to_lowercase),
+        "disposition": disposition.map(|d| d.ctype().to_lowercase()),
+        "disposition_params": params(disposition),
+        "language": language,
+        "location": part.content_location(),
+        "header_start": base + part.offset_header as usize,
+        "body_start": base + part.offset_body as usize,
+        "end": base + part.offset_end as usize,
+        "lines": body.iter().filter(|&&b| b == b'\n').count(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nested_multipart_structure_has_offsets() {
+        let raw = b"From: Alice <alice@example.com>\r\nTo: bob@example.com, Carol <carol@example.org>\r\n\
+Subject: =?utf-8?q?caf=C3=A9?=\r\nMessage-ID: <1@example.com>\r\n\
+Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n\
+--b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nhello\r\nworld\r\n\
+--b1\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\
+Content-Disposition: attachment; filename=\"a.bin\"\r\n\r\nAAAA\r\n--b1--\r\n";
+        let (env, structure) = parse(raw);
+        let env: Value = serde_json::from_str(&env).unwrap();
+        assert_eq!(env["subject"], "=?utf-8?q?caf=C3=A9?=");
+        assert_eq!(env["to"][1]["mailbox"], "carol");
+        assert_eq!(env["from"][0]["name"], "Alice");
+        let s: Value = serde_json::from_str(&structure).unwrap();
+        assert_eq!(s["type"], "multipart");
+        assert_eq!(s["subtype"], "mixed");
+        let text = &s["parts"][0];
+        assert_eq!(text["params"][0], json!(["charset", "utf-8"]));
+        let (start, end) = (
+            text["body_start"].as_u64().unwrap() as usize,
+            text["end"].as_u64().unwrap() as usize,
+        );
+        assert!(
+            std::str::from_utf8(&raw[start..end])
+                .unwrap()
+                .starts_with("hello\r\nworld")
+        );
+        assert_eq!(s["parts"][1]["disposition"], "attachment");
+        assert_eq!(s["parts"][1]["encoding"], "base64");
+    }
+}

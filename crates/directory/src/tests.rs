@@ -1,0 +1,158 @@
+use super::*;
+use facteur_store::Options as StoreOptions;
+
+struct Fixture {
+    dir: Directory,
+    path: std::path::PathBuf,
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+fn fixture(name: &str) -> Fixture {
+    let path = std::env::temp_dir().join(format!("facteur-dir-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&path);
+    let store = Store::open(StoreOptions {
+        data_dir: path.clone(),
+        inline_blob_max: 1024,
+        group_commit_max: 8,
+    })
+    .unwrap();
+    let dir = Directory::new(
+        store,
+        Options {
+            subaddress_separator: "+".into(),
+            default_quota: 0,
+        },
+    );
+    dir.add_domain("example.com").unwrap();
+    dir.add_domain("example.org").unwrap();
+    dir.add_account("alice@example.com", "pw", None).unwrap();
+    dir.add_account("bob@example.com", "pw", None).unwrap();
+    Fixture { dir, path }
+}
+
+fn resolve(f: &Fixture, raw: &str) -> Resolution {
+    f.dir.resolve(&Address::parse(raw).unwrap()).unwrap()
+}
+
+fn accounts(r: Resolution) -> Vec<String> {
+    match r {
+        Resolution::Deliver(m) => m.into_iter().map(|m| m.address).collect(),
+        other => panic!("expected delivery, got {other:?}"),
+    }
+}
+
+#[test]
+fn accounts_match_case_insensitively_and_by_subaddress() {
+    let f = fixture("case");
+    assert_eq!(
+        accounts(resolve(&f, "ALICE@Example.Com")),
+        ["alice@example.com"]
+    );
+    assert_eq!(
+        accounts(resolve(&f, "alice+lists@example.com")),
+        ["alice@example.com"]
+    );
+    assert_eq!(resolve(&f, "carol@example.com"), Resolution::UnknownUser);
+    assert_eq!(resolve(&f, "+tag@example.com"), Resolution::UnknownUser);
+    assert_eq!(resolve(&f, "alice@example.net"), Resolution::NotLocal);
+}
+
+#[test]
+fn relay_tricks_in_local_parts_are_refused() {
+    let f = fixture("tricks");
+    for raw in [
+        "alice%example.net@example.com",
+        "example.net!alice@example.com",
+    ] {
+        assert_eq!(resolve(&f, raw), Resolution::RelayAttempt, "{raw}");
+    }
+    let quoted = Address {
+        local: "alice@example.net".into(),
+        domain: Domain::parse("example.com").unwrap(),
+    };
+    assert_eq!(f.dir.resolve(&quoted).unwrap(), Resolution::RelayAttempt);
+}
+
+#[test]
+fn aliases_expand_recursively_dedupe_and_catch_all() {
+    let f = fixture("alias");
+    f.dir
+        .add_alias(
+            "team@example.com",
+            &["alice@example.com".into(), "bob@example.com".into()],
+        )
+        .unwrap();
+    f.dir
+        .add_alias(
+            "all@example.org",
+            &["team@example.com".into(), "alice@example.com".into()],
+        )
+        .unwrap();
+    f.dir
+        .add_alias(
+            "alice@example.com",
+            &["alice@example.com".into(), "bob@example.com".into()],
+        )
+        .unwrap();
+    assert_eq!(
+        accounts(resolve(&f, "all@example.org")),
+        ["alice@example.com", "bob@example.com"]
+    );
+    assert_eq!(
+        accounts(resolve(&f, "Team+x@example.com")),
+        ["alice@example.com", "bob@example.com"]
+    );
+    assert_eq!(
+        accounts(resolve(&f, "alice@example.com")),
+        ["alice@example.com", "bob@example.com"]
+    );
+    assert_eq!(resolve(&f, "nobody@example.org"), Resolution::UnknownUser);
+    f.dir
+        .add_alias("@example.org", &["bob@example.com".into()])
+        .unwrap();
+    assert_eq!(
+        accounts(resolve(&f, "nobody@example.org")),
+        ["bob@example.com"]
+    );
+    // An alias loop ends instead of recursing forever.
+    f.dir
+        .add_alias("x@example.org", &["y@example.org".into()])
+        .unwrap();
+    f.dir
+        .add_alias("y@example.org", &["x@example.org".into()])
+        .unwrap();
+    assert_eq!(resolve(&f, "x@example.org"), Resolution::UnknownUser);
+}
+
+#[test]
+fn alias_targets_must_be_local() {
+    let f = fixture("remote");
+    let err = f
+        .dir
+        .add_alias("fwd@example.com", &["someone@elsewhere.example".into()])
+        .unwrap_err();
+    assert!(err.to_string().contains("not in a local domain"), "{err}");
+}
+
+#[test]
+fn passwords_are_argon2id_and_verify() {
+    let hash = hash_password("correct horse").unwrap();
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    assert!(verify_password(&hash, "correct horse"));
+    assert!(!verify_password(&hash, "wrong"));
+    assert!(!verify_password("garbage", "x"));
+    let f = fixture("pw");
+    assert!(f.dir.add_account("carol@example.com", "", None).is_err());
+    assert!(
+        f.dir
+            .add_account("carol@example.net", "pw", None)
+            .unwrap_err()
+            .to_string()
+            .contains("unknown domain")
+    );
+}
