@@ -1,0 +1,263 @@
+//! Session-level dialogs (no sockets): each script alternates client bytes and the replies
+//! expected, matched by prefix. The oracle accepts alice and bob at example.com.
+
+use super::*;
+
+fn config(lmtp: bool) -> Config {
+    Config {
+        hostname: "mx.example.com".into(),
+        lmtp,
+        max_message_size: 100,
+        max_recipients: 2,
+        max_line_length: 512,
+        max_errors: 20,
+        tls_available: true,
+    }
+}
+
+/// Drives the session; returns every reply line and whether TLS was requested / body bytes.
+struct Run {
+    session: Session<String>,
+    replies: Vec<String>,
+    body: Vec<u8>,
+    completed: Vec<Vec<String>>,
+    events: Vec<&'static str>,
+}
+
+impl Run {
+    fn new(lmtp: bool) -> Run {
+        let mut r = Run {
+            session: Session::new(config(lmtp)),
+            replies: vec![],
+            body: vec![],
+            completed: vec![],
+            events: vec![],
+        };
+        r.pump();
+        r
+    }
+
+    fn send(&mut self, bytes: &[u8]) -> Vec<String> {
+        let before = self.replies.len();
+        self.session.receive(bytes);
+        self.pump();
+        self.replies[before..].to_vec()
+    }
+
+    fn pump(&mut self) {
+        while let Some(ev) = self.session.next_event() {
+            match ev {
+                Event::Reply(r) => {
+                    let mut out = vec![];
+                    r.write_to(&mut out);
+                    self.replies
+                        .extend(String::from_utf8(out).unwrap().lines().map(String::from));
+                }
+                Event::CheckRecipient(rcpt) => {
+                    let m = &rcpt.recipient;
+                    let verdict = if m.domain.eq_ignore_ascii_case("example.com") {
+                        if ["alice", "bob"].contains(&m.local.to_lowercase().as_str()) {
+                            Verdict::Accept(m.to_string())
+                        } else {
+                            Verdict::Reject(reply::no_such_user(&m.to_string()))
+                        }
+                    } else {
+                        Verdict::Reject(reply::relay_denied(&m.to_string()))
+                    };
+                    self.session.recipient_verdict(verdict);
+                }
+                Event::StartTls => {
+                    self.events.push("starttls");
+                }
+                Event::BodyStart => self.body.clear(),
+                Event::Body(b) => self.body.extend(b),
+                Event::BodyAborted => self.events.push("aborted"),
+                Event::Complete(env) => {
+                    let rcpts: Vec<String> =
+                        env.recipients.iter().map(|r| r.target.clone()).collect();
+                    let replies = if self.session.config.lmtp {
+                        rcpts.iter().map(|r| reply::delivered(r, "Q1")).collect()
+                    } else {
+                        vec![reply::queued("Q1")]
+                    };
+                    self.completed.push(rcpts);
+                    self.session.complete(replies);
+                }
+                Event::Close => self.events.push("close"),
+            }
+        }
+    }
+}
+
+fn codes(lines: &[String]) -> Vec<&str> {
+    lines.iter().map(|l| &l[..l.len().min(9)]).collect()
+}
+
+#[test]
+fn pipelined_transaction_replies_in_order() {
+    let mut r = Run::new(false);
+    assert_eq!(r.replies, ["220 mx.example.com ESMTP facteur"]);
+    let out = r.send(b"EHLO c.example\r\nMAIL FROM:<a@remote.example>\r\nRCPT TO:<alice@example.com>\r\nRCPT TO:<carol@example.com>\r\nRCPT TO:<x@remote.example>\r\nDATA\r\n");
+    assert!(out.iter().any(|l| l == "250-STARTTLS"));
+    let tail = &out[out.len() - 5..];
+    assert_eq!(
+        codes(tail),
+        [
+            "250 2.1.0",
+            "250 2.1.5",
+            "550 5.1.1",
+            "550 5.7.1",
+            "354 End d"
+        ]
+    );
+    let out = r.send(b"Subject: x\r\n\r\n..dot\r\n.\r\nQUIT\r\n");
+    assert_eq!(codes(&out), ["250 2.0.0", "221 2.0.0"]);
+    assert_eq!(r.body, b"Subject: x\r\n\r\n.dot\r\n");
+    assert_eq!(r.completed, [vec!["alice@example.com".to_string()]]);
+    assert_eq!(r.events, ["close"]);
+}
+
+#[test]
+fn command_order_is_enforced() {
+    let mut r = Run::new(false);
+    assert_eq!(codes(&r.send(b"MAIL FROM:<>\r\n")), ["503 5.5.1"]);
+    assert_eq!(
+        codes(&r.send(b"HELO c\r\nRCPT TO:<alice@example.com>\r\nDATA\r\n")),
+        ["250 mx.ex", "503 5.5.1", "503 5.5.1"]
+    );
+    assert_eq!(
+        codes(&r.send(b"MAIL FROM:<>\r\nMAIL FROM:<>\r\nDATA\r\n")),
+        ["250 2.1.0", "503 5.5.1", "554 5.5.1"]
+    );
+    // HELO sessions take no ESMTP parameters.
+    assert_eq!(
+        codes(&r.send(b"RSET\r\nMAIL FROM:<> SIZE=10\r\n")),
+        ["250 2.0.0", "555 5.5.4"]
+    );
+}
+
+#[test]
+fn limits_size_recipients_and_line_length() {
+    let mut r = Run::new(false);
+    r.send(b"EHLO c\r\n");
+    assert_eq!(codes(&r.send(b"MAIL FROM:<> SIZE=101\r\n")), ["552 5.3.4"]);
+    r.send(b"MAIL FROM:<>\r\nRCPT TO:<alice@example.com>\r\nRCPT TO:<bob@example.com>\r\n");
+    assert_eq!(
+        codes(&r.send(b"RCPT TO:<alice@example.com>\r\n")),
+        ["452 4.5.3"]
+    );
+    r.send(b"DATA\r\n");
+    let big = [b'x'; 150];
+    let mut msg = big.to_vec();
+    msg.extend_from_slice(b"\r\n.\r\n");
+    assert_eq!(codes(&r.send(&msg)), ["552 5.3.4"]);
+    assert_eq!(r.events, ["aborted"]);
+    // Over-long command line: one 500 5.5.2, and the tail (a QUIT) is never executed.
+    let mut line = vec![b'N'; 600];
+    line.extend_from_slice(b"QUIT\r\nNOOP\r\n");
+    assert_eq!(codes(&r.send(&line)), ["500 5.5.2", "250 2.0.0"]);
+    // Split across reads too.
+    assert_eq!(codes(&r.send(&[b'X'; 700])), ["500 5.5.2"]);
+    assert_eq!(codes(&r.send(b"QUIT more\r\nNOOP\r\n")), ["250 2.0.0"]);
+}
+
+#[test]
+fn smuggled_end_of_data_is_content_and_refused() {
+    let mut r = Run::new(false);
+    r.send(b"EHLO c\r\nMAIL FROM:<>\r\nRCPT TO:<alice@example.com>\r\nDATA\r\n");
+    let out = r.send(b"a\n.\r\nMAIL FROM:<evil@x>\r\nRCPT TO:<bob@example.com>\r\nDATA\r\n");
+    assert!(out.is_empty(), "smuggled commands were executed: {out:?}");
+    assert_eq!(codes(&r.send(b"\r\n.\r\n")), ["554 5.6.0"]);
+    assert!(r.completed.is_empty());
+}
+
+#[test]
+fn starttls_discards_pipelined_commands() {
+    let mut r = Run::new(false);
+    r.send(b"EHLO c\r\n");
+    let out = r.send(b"STARTTLS\r\nMAIL FROM:<evil@x>\r\n");
+    assert_eq!(codes(&out), ["220 2.0.0"]);
+    assert_eq!(r.events, ["starttls"]);
+    r.session.tls_started(TlsInfo {
+        version: "TLSv1.3".into(),
+        cipher: "X".into(),
+    });
+    assert_eq!(
+        codes(&r.send(b"MAIL FROM:<a@b.c>\r\n")),
+        ["503 5.5.1"],
+        "state reset after TLS"
+    );
+    let out = r.send(b"EHLO c\r\n");
+    assert!(!out.iter().any(|l| l.contains("STARTTLS")));
+    assert_eq!(codes(&r.send(b"STARTTLS\r\n")), ["503 5.5.1"]);
+    assert_eq!(r.session.protocol(), "ESMTPS");
+}
+
+#[test]
+fn bdat_chunks_and_refusals() {
+    let mut r = Run::new(false);
+    r.send(b"EHLO c\r\n");
+    // Without a transaction the chunk is consumed, then refused.
+    assert_eq!(codes(&r.send(b"BDAT 6 LAST\r\nQUIT\r\n")), ["503 5.5.1"]);
+    let out = r.send(
+        b"MAIL FROM:<>\r\nRCPT TO:<bob@example.com>\r\nBDAT 5\r\nab\r\ncBDAT 3 LAST\r\nd\r\n",
+    );
+    assert_eq!(
+        codes(&out),
+        ["250 2.1.0", "250 2.1.5", "250 2.0.0", "250 2.0.0"]
+    );
+    assert_eq!(r.body, b"ab\r\ncd\r\n");
+    assert_eq!(
+        codes(&r.send(b"MAIL FROM:<>\r\nRCPT TO:<bob@example.com>\r\nBDAT 2 LAST\r\na\n")),
+        ["250 2.1.0", "250 2.1.5", "554 5.6.0"]
+    );
+}
+
+#[test]
+fn lmtp_replies_per_recipient_and_requires_lhlo() {
+    let mut r = Run::new(true);
+    assert_eq!(r.replies, ["220 mx.example.com LMTP facteur"]);
+    assert_eq!(codes(&r.send(b"EHLO c\r\n")), ["500 5.5.1"]);
+    r.send(b"LHLO c\r\nMAIL FROM:<>\r\nRCPT TO:<alice@example.com>\r\nRCPT TO:<bob@example.com>\r\nDATA\r\n");
+    let out = r.send(b"hi\r\n.\r\n");
+    assert_eq!(codes(&out), ["250 2.1.5", "250 2.1.5"]);
+    assert_eq!(r.session.protocol(), "LMTP");
+}
+
+#[test]
+fn shutdown_answers_421_at_the_next_command() {
+    let mut r = Run::new(false);
+    r.send(b"EHLO c\r\nMAIL FROM:<>\r\nRCPT TO:<alice@example.com>\r\nDATA\r\n");
+    r.session.shutdown();
+    assert_eq!(
+        codes(&r.send(b"x\r\n.\r\n")),
+        ["250 2.0.0"],
+        "the message in flight completes"
+    );
+    assert_eq!(codes(&r.send(b"NOOP\r\n")), ["421 4.3.2"]);
+    assert!(r.session.is_closed());
+}
+
+#[test]
+fn too_many_errors_close_the_session() {
+    let mut r = Run::new(false);
+    let out = r.send(&b"FOO\r\n".repeat(25));
+    assert_eq!(out.len(), 21);
+    assert_eq!(codes(&out[20..]), ["421 4.7.0"]);
+    assert_eq!(r.events, ["close"]);
+}
+
+#[test]
+fn utf8_addresses_need_smtputf8() {
+    let mut r = Run::new(false);
+    r.send(b"EHLO c\r\n");
+    assert_eq!(
+        codes(&r.send("MAIL FROM:<josé@remote.example>\r\n".as_bytes())),
+        ["553 5.6.7"]
+    );
+    r.send(b"MAIL FROM:<>\r\n");
+    assert_eq!(
+        codes(&r.send("RCPT TO:<josé@example.com>\r\n".as_bytes())),
+        ["553 5.6.7"]
+    );
+}
