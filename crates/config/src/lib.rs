@@ -32,7 +32,7 @@ pub struct Config {
     /// `./facteur-data`.
     pub data_dir: PathBuf,
     /// The system user to switch to after binding ports when started as root. Empty: `facteur`
-    /// if that user exists, otherwise `nobody`.
+    /// if that user exists, otherwise `nobody`. `root` keeps root privileges (not advised).
     pub run_as: String,
     /// What to do when a listen address cannot be bound: `exit` (default) stops with an error
     /// naming the key; `continue` logs it and keeps the other roles running.

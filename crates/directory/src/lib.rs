@@ -13,7 +13,7 @@
 
 mod password;
 
-pub use password::{hash_password, verify_password};
+pub use password::{generate_password, hash_password, verify_password};
 
 use facteur_model::{AccountId, Address, Domain};
 use facteur_store::{AccountRecord, AliasRecord, Store, StoreError};

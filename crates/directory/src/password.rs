@@ -27,3 +27,16 @@ pub fn verify_password(hash: &str, password: &str) -> bool {
         })
         .unwrap_or(false)
 }
+
+/// A random password of 20 characters from an unambiguous alphabet (about 110 bits).
+pub fn generate_password() -> String {
+    use argon2::password_hash::rand_core::RngCore;
+    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut bytes = [0u8; 20];
+    OsRng.fill_bytes(&mut bytes);
+    // 256 % 56 != 0 leaves a slight bias, irrelevant at this length.
+    bytes
+        .iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect()
+}

@@ -1,1 +1,94 @@
-fn main() {}
+//! The facteur binary: command line, configuration, wiring.
+//!
+//! The command names and flags here are a contract scripts rely on (docs/architecture.md,
+//! "The contract"): extend, never rename.
+
+mod admin;
+mod privileges;
+mod serve;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use facteur_config::Config;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "facteur", version, about = "An all-in-one mail server")]
+struct Cli {
+    /// Configuration file (TOML). Without one, the built-in defaults apply.
+    #[arg(long, global = true, env = "FACTEUR_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server: every role with a listen address.
+    Serve,
+    /// Validate the configuration and print it with every default filled in.
+    CheckConfig,
+    /// Manage the domains this server receives mail for.
+    #[command(subcommand)]
+    Domain(admin::DomainCommand),
+    /// Manage accounts (mailbox owners).
+    #[command(subcommand)]
+    Account(admin::AccountCommand),
+    /// Manage aliases: ALIAS forwards to one or more local TARGETs; `@domain` is a catch-all.
+    #[command(subcommand)]
+    Alias(admin::AliasCommand),
+    /// Read mailboxes.
+    #[command(subcommand)]
+    Mailbox(admin::MailboxCommand),
+    /// Store maintenance.
+    #[command(subcommand)]
+    Store(admin::StoreCommand),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("facteur: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
+    let config = match &cli.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    match cli.command {
+        Command::Serve => serve::run(config),
+        Command::CheckConfig => {
+            print!("{}", config.to_toml());
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::Domain(c) => admin::domain(&config, c),
+        Command::Account(c) => admin::account(&config, c),
+        Command::Alias(c) => admin::alias(&config, c),
+        Command::Mailbox(c) => admin::mailbox(&config, c),
+        Command::Store(c) => admin::store(&config, c),
+    }
+    .with_context(|| match &cli.config {
+        Some(p) => format!("with configuration {}", p.display()),
+        None => "with the built-in configuration".to_string(),
+    })
+}
+
+/// Logs go to stderr, one line per event; `FACTEUR_LOG` (or `RUST_LOG`) sets the filter.
+fn init_logging() {
+    let filter = std::env::var("FACTEUR_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .init();
+}

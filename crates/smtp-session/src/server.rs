@@ -160,10 +160,13 @@ impl<R> Session<R> {
         }
     }
 
-    /// The transaction whose body is being received.
+    /// The transaction in progress (sender, recipients so far).
     pub fn envelope(&self) -> Option<&Envelope<R>> {
         match &self.state {
-            State::Data(env, _) | State::ExpectBdat(env, ..) => Some(env),
+            State::Data(env, _)
+            | State::ExpectBdat(env, ..)
+            | State::ExpectRcptOrData(env)
+            | State::AwaitVerdict(env, _) => Some(env),
             State::BdatChunk(c) => c.env.as_ref(),
             _ => None,
         }

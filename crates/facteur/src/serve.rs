@@ -1,0 +1,155 @@
+//! `facteur serve`: bind every role, drop privileges, open the store, run until SIGTERM/SIGINT.
+//!
+//! Shutdown (the contract): stop accepting, answer `421 4.3.2` to the next command of
+//! every session, let messages in flight finish (up to `shutdown_grace_secs`), exit. A message
+//! is only acknowledged once committed, so stopping at any point loses nothing accepted.
+
+use crate::privileges;
+use anyhow::Context as _;
+use facteur_config::{BindFailure, Config};
+use facteur_directory::{Directory, Options as DirectoryOptions};
+use facteur_net::{Shutdown, TlsSettings, load_tls};
+use facteur_smtp_server::{Context, Role};
+use facteur_store::{Options as StoreOptions, Store};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub fn run(config: Config) -> anyhow::Result<ExitCode> {
+    std::fs::create_dir_all(&config.data_dir).with_context(|| {
+        format!(
+            "key `data_dir`: cannot create {}",
+            config.data_dir.display()
+        )
+    })?;
+    // Certificates and ports first: both may need root.
+    let tls = match &config.tls {
+        Some(t) => load_tls(TlsSettings::Files {
+            cert: &t.cert,
+            key: &t.key,
+        })
+        .context("key `tls`")?,
+        None => load_tls(TlsSettings::SelfSigned {
+            hostname: &config.hostname,
+            dir: &config.data_dir.join("tls"),
+        })?,
+    };
+    let mut listeners = Vec::new();
+    for (role, addrs) in [
+        (Role::Smtp, &config.listen.smtp),
+        (Role::Lmtp, &config.listen.lmtp),
+    ] {
+        for addr in addrs {
+            match facteur_net::bind(role.name(), addr.0) {
+                Ok(l) => listeners.push((role, l)),
+                Err(e) if config.bind_failure == BindFailure::Continue => {
+                    tracing::error!("{e}; continuing without it (bind_failure = \"continue\")");
+                }
+                Err(e) => {
+                    eprintln!("facteur: {e}");
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
+        }
+    }
+    if listeners.is_empty() {
+        anyhow::bail!("no role has a listen address; set at least one under [listen]");
+    }
+    become_unprivileged(&config)?;
+    let store = Store::open(StoreOptions {
+        data_dir: config.data_dir.clone(),
+        inline_blob_max: config.store.inline_blob_max,
+        group_commit_max: config.store.group_commit_max,
+    })
+    .context("opening the store")?;
+    store.clean_temp_files();
+    let directory = Directory::new(
+        store.clone(),
+        DirectoryOptions {
+            subaddress_separator: config.directory.subaddress_separator.clone(),
+            default_quota: config.directory.default_quota,
+        },
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let shutdown = Shutdown::new();
+        tracing::info!(
+            hostname = %config.hostname, data_dir = %config.data_dir.display(), tls = %tls.source,
+            "facteur {} started", env!("CARGO_PKG_VERSION")
+        );
+        let mut tasks = Vec::new();
+        for (role, std_listener) in listeners {
+            let listener = tokio::net::TcpListener::from_std(std_listener)?;
+            let ctx = Arc::new(Context {
+                role,
+                hostname: config.hostname.clone(),
+                settings: config.smtp.clone(),
+                directory: directory.clone(),
+                store: store.clone(),
+                tls: Some(tls.acceptor.clone()),
+                shutdown: shutdown.clone(),
+            });
+            tasks.push(tokio::spawn(facteur_smtp_server::serve(listener, ctx)));
+        }
+        wait_for_signal().await?;
+        tracing::info!(sessions = shutdown.live_sessions(), "shutting down");
+        shutdown.trigger();
+        for t in tasks {
+            let _ = t.await;
+        }
+        let grace = Duration::from_secs(config.shutdown_grace_secs);
+        if tokio::time::timeout(grace, shutdown.drained())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                sessions = shutdown.live_sessions(),
+                "grace period over; closing remaining sessions"
+            );
+        }
+        tracing::info!("stopped");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
+
+/// As root: give the data directory to the service user and become that user.
+fn become_unprivileged(config: &Config) -> anyhow::Result<()> {
+    if !privileges::is_root() {
+        return Ok(());
+    }
+    if config.run_as == "root" {
+        tracing::warn!("run_as = \"root\": keeping root privileges for the whole run");
+        return Ok(());
+    }
+    let Some(user) = give_data_dir(config)? else {
+        return Ok(());
+    };
+    privileges::check_reachable(&config.data_dir, &user)?;
+    privileges::drop_to(&user)?;
+    tracing::info!(user = %user.name, "running unprivileged");
+    Ok(())
+}
+
+/// As root: creates the data directory and gives it to the service user; returns that user.
+pub fn give_data_dir(config: &Config) -> anyhow::Result<Option<privileges::User>> {
+    if !privileges::is_root() || config.run_as == "root" {
+        return Ok(None);
+    }
+    let user = privileges::target_user(&config.run_as)?;
+    std::fs::create_dir_all(&config.data_dir)?;
+    privileges::chown_tree(&config.data_dir, &user)?;
+    Ok(Some(user))
+}

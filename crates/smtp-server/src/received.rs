@@ -1,0 +1,132 @@
+//! Trace information: the Received header (RFC 5321 §4.4, RFC 3848 protocol names), queue ids
+//! and RFC 5322 §3.3 dates.
+
+use facteur_smtp_session::TlsInfo;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub struct Trace<'a> {
+    pub helo: &'a str,
+    pub peer: IpAddr,
+    pub hostname: &'a str,
+    pub protocol: &'a str,
+    pub queue_id: &'a str,
+    pub tls: Option<&'a TlsInfo>,
+    /// The recipient, named only when there is exactly one (others stay private).
+    pub single_recipient: Option<String>,
+    pub now: SystemTime,
+}
+
+/// The Received header, folded over several lines.
+pub fn received(t: &Trace<'_>) -> String {
+    let literal = match t.peer {
+        IpAddr::V4(v4) => format!("[{v4}]"),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => format!("[{v4}]"),
+            None => format!("[IPv6:{v6}]"),
+        },
+    };
+    let mut h = format!("Received: from {} ({literal})\r\n", t.helo);
+    if let Some(tls) = t.tls {
+        h.push_str(&format!(
+            "\t(using {} with cipher {})\r\n",
+            tls.version, tls.cipher
+        ));
+    }
+    h.push_str(&format!(
+        "\tby {} (facteur) with {} id {}\r\n",
+        t.hostname, t.protocol, t.queue_id
+    ));
+    if let Some(rcpt) = &t.single_recipient {
+        h.push_str(&format!("\tfor <{rcpt}>"));
+    } else {
+        h.push('\t');
+    }
+    h.push_str(&format!("; {}\r\n", rfc5322_date(t.now)));
+    h
+}
+
+/// A unique, time-ordered id for one accepted message.
+pub fn queue_id() -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let micros = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros())
+        .unwrap_or(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed) & 0xffff;
+    format!("{:X}{:04X}", micros, n)
+}
+
+/// `Mon, 23 Nov 2026 05:41:11 +0000` (RFC 5322 §3.3), in UTC.
+pub fn rfc5322_date(t: SystemTime) -> String {
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "{}, {d} {} {y} {:02}:{:02}:{:02} +0000",
+        WEEKDAYS[days.rem_euclid(7) as usize],
+        MONTHS[(m - 1) as usize],
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn dates() {
+        assert_eq!(rfc5322_date(UNIX_EPOCH), "Thu, 1 Jan 1970 00:00:00 +0000");
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_412_471);
+        assert_eq!(rfc5322_date(t), "Mon, 23 Nov 2026 05:41:11 +0000");
+        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400);
+        assert_eq!(rfc5322_date(leap), "Tue, 29 Feb 2000 00:00:00 +0000");
+    }
+
+    #[test]
+    fn received_header_names_tls_and_single_recipient() {
+        let tls = TlsInfo {
+            version: "TLSv1.3".into(),
+            cipher: "TLS13_AES_256_GCM_SHA384".into(),
+        };
+        let h = received(&Trace {
+            helo: "client.example",
+            peer: "::1".parse().unwrap(),
+            hostname: "mx.example.com",
+            protocol: "ESMTPS",
+            queue_id: "ABC",
+            tls: Some(&tls),
+            single_recipient: Some("a@example.com".into()),
+            now: UNIX_EPOCH,
+        });
+        assert_eq!(
+            h,
+            "Received: from client.example ([IPv6:::1])\r\n\t(using TLSv1.3 with cipher TLS13_AES_256_GCM_SHA384)\r\n\
+             \tby mx.example.com (facteur) with ESMTPS id ABC\r\n\tfor <a@example.com>; Thu, 1 Jan 1970 00:00:00 +0000\r\n"
+        );
+    }
+}

@@ -1,0 +1,70 @@
+//! Answering RCPT: local domains only (never a relay), known users only, quota respected.
+//!
+//! RFC 5321 §3.6.1 and the seeds' admin guides: mail for other domains from an unauthenticated
+//! client is refused with `550 5.7.1`; unknown local users get `550 5.1.1` (RFC 3463 X.1.1).
+
+use crate::Context;
+use facteur_directory::{Mailbox, Resolution};
+use facteur_model::{Address, Domain};
+use facteur_smtp_session::{RcptTo, Verdict, reply};
+
+pub fn check(ctx: &Context, rcpt: &RcptTo, declared_size: Option<u64>) -> Verdict<Vec<Mailbox>> {
+    let m = &rcpt.recipient;
+    let shown = m.to_string();
+    let resolution = if m.domain.is_empty() {
+        postmaster(ctx)
+    } else {
+        match Domain::parse(&m.domain) {
+            // Address literals and the like are never local here.
+            None => Ok(Resolution::NotLocal),
+            Some(domain) => ctx.directory.resolve(&Address {
+                local: m.local.clone(),
+                domain,
+            }),
+        }
+    };
+    let mailboxes = match resolution {
+        Ok(Resolution::Deliver(mailboxes)) => mailboxes,
+        Ok(Resolution::UnknownUser) => return Verdict::Reject(reply::no_such_user(&shown)),
+        Ok(Resolution::NotLocal | Resolution::RelayAttempt) => {
+            return Verdict::Reject(reply::relay_denied(&shown));
+        }
+        Err(e) => {
+            tracing::error!(recipient = %shown, error = %e, "directory lookup failed");
+            return Verdict::Reject(reply::local_error());
+        }
+    };
+    if let [single] = mailboxes.as_slice() {
+        match ctx.directory.quota(single) {
+            // RFC 1870 §5: with SIZE declared, refuse what cannot fit; otherwise refuse once full.
+            Ok(Some((used, quota))) if quota > 0 && used + declared_size.unwrap_or(1) > quota => {
+                return Verdict::Reject(reply::over_quota(&shown));
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(recipient = %shown, error = %e, "quota lookup failed");
+                return Verdict::Reject(reply::local_error());
+            }
+        }
+    }
+    Verdict::Accept(mailboxes)
+}
+
+/// RFC 5321 §4.5.1: `<Postmaster>` without a domain reaches the postmaster of this host, or of
+/// the first local domain that has one.
+fn postmaster(ctx: &Context) -> facteur_directory::Result<Resolution> {
+    let mut domains = vec![ctx.hostname.clone()];
+    domains.extend(ctx.directory.list_domains()?);
+    for d in domains {
+        let Some(domain) = Domain::parse(&d) else {
+            continue;
+        };
+        if let Resolution::Deliver(m) = ctx.directory.resolve(&Address {
+            local: "postmaster".into(),
+            domain,
+        })? {
+            return Ok(Resolution::Deliver(m));
+        }
+    }
+    Ok(Resolution::UnknownUser)
+}
