@@ -151,7 +151,7 @@ fn domain_arg(rest: &str) -> Result<String, Reply> {
 fn mail_from(rest: &str) -> Result<MailFrom, Reply> {
     let arg = strip_keyword(rest, "FROM:")
         .ok_or_else(|| reply::syntax("expected MAIL FROM:<address>"))?;
-    let (path, params) = split_path(arg).map_err(|e| reply::bad_sender_syntax(e))?;
+    let (path, params) = split_path(arg).map_err(reply::bad_sender_syntax)?;
     let sender = if path == "<>" {
         None
     } else {

@@ -85,7 +85,7 @@ impl Store {
                  FROM mailboxes mb JOIN messages m ON m.mailbox_id = mb.id GROUP BY mb.id
                  HAVING max(m.uid) >= mb.uidnext OR max(m.modseq) > mb.highestmodseq",
             )?;
-            for row in stmt.query_map([], |r| Ok(r.get::<_, i64>(0)?))? {
+            for row in stmt.query_map([], |r| r.get::<_, i64>(0))? {
                 report.errors.push(format!(
                     "mailbox {} has UIDs or MODSEQs beyond its counters",
                     row?

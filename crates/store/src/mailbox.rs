@@ -78,7 +78,8 @@ impl Store {
 
     /// The whole message as a client sees it: the copy's prefix, then the shared blob.
     pub fn message_content(&self, mailbox: MailboxId, uid: Uid) -> Result<Vec<u8>> {
-        let row: Option<(Vec<u8>, Vec<u8>, Option<Vec<u8>>)> = self.read(|c| {
+        type Row = (Vec<u8>, Vec<u8>, Option<Vec<u8>>);
+        let row: Option<Row> = self.read(|c| {
             Ok(c.prepare_cached(
                 "SELECT m.prefix, m.blob_hash, b.data FROM messages m
                  JOIN blobs b ON b.hash = m.blob_hash
