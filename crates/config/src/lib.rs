@@ -301,6 +301,23 @@ mod tests {
     }
 
     #[test]
+    fn every_key_is_documented() {
+        let doc = include_str!("../../../docs/config.md");
+        let mut config = Config::default();
+        config.tls = Some(Tls { cert: "c".into(), key: "k".into() });
+        let value: toml::Value = toml::from_str(&config.to_toml()).unwrap();
+        let mut missing = Vec::new();
+        for (key, v) in value.as_table().unwrap() {
+            let keys: Vec<String> = match v.as_table() {
+                Some(t) => t.keys().map(|k| format!("`{k}`")).collect(),
+                None => vec![format!("`{key}`")],
+            };
+            missing.extend(keys.into_iter().filter(|k| !doc.contains(k.as_str())));
+        }
+        assert!(missing.is_empty(), "docs/config.md lacks {missing:?}");
+    }
+
+    #[test]
     fn effective_config_round_trips() {
         let c = Config::parse("hostname = \"mx.example.com\"\n[listen]\nlmtp = []\n").unwrap();
         let again = Config::parse(&c.to_toml()).unwrap();

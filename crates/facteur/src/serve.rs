@@ -137,7 +137,15 @@ fn become_unprivileged(config: &Config) -> anyhow::Result<()> {
     let Some(user) = give_data_dir(config)? else {
         return Ok(());
     };
-    privileges::check_reachable(&config.data_dir, &user)?;
+    if let Err(e) = privileges::check_reachable(&config.data_dir, &user) {
+        if !config.run_as.is_empty() {
+            return Err(e);
+        }
+        // The quick start (`./facteur-data` under root's home) must still come up; say plainly
+        // what to change to run unprivileged.
+        tracing::warn!("{e:#}; STAYING ROOT for this run");
+        return Ok(());
+    }
     privileges::drop_to(&user)?;
     tracing::info!(user = %user.name, "running unprivileged");
     Ok(())
