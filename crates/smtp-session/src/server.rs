@@ -190,10 +190,9 @@ impl<R> Session<R> {
         if matches!(self.state, State::Closed | State::AwaitTls) {
             return;
         }
-        if self.pos > 0 && self.pos == self.input.len() {
-            self.input.clear();
-            self.pos = 0;
-        }
+        // Keep only what is unread, so the buffer never outgrows one read plus a partial line.
+        self.input.drain(..self.pos);
+        self.pos = 0;
         self.input.extend_from_slice(bytes);
     }
 

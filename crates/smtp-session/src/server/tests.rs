@@ -261,3 +261,14 @@ fn utf8_addresses_need_smtputf8() {
         ["553 5.6.7"]
     );
 }
+
+#[test]
+fn input_buffer_stays_bounded() {
+    let mut r = Run::new(false);
+    r.send(b"EHLO c\r\nNO");
+    // Every read ends inside a command: the consumed prefix must still be released.
+    for _ in 0..10_000 {
+        assert_eq!(codes(&r.send(b"OP\r\nNO")), ["250 2.0.0"]);
+    }
+    assert!(r.session.input.capacity() < 4096, "{}", r.session.input.capacity());
+}
