@@ -304,7 +304,10 @@ mod tests {
     fn every_key_is_documented() {
         let doc = include_str!("../../../docs/config.md");
         let mut config = Config::default();
-        config.tls = Some(Tls { cert: "c".into(), key: "k".into() });
+        config.tls = Some(Tls {
+            cert: "c".into(),
+            key: "k".into(),
+        });
         let value: toml::Value = toml::from_str(&config.to_toml()).unwrap();
         let mut missing = Vec::new();
         for (key, v) in value.as_table().unwrap() {
