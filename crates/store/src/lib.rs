@@ -74,6 +74,13 @@ pub enum Change {
         uid: Uid,
         modseq: ModSeq,
     },
+    /// Messages removed for good, all with the same new MODSEQ (RFC 7162 §3.2.10).
+    Expunged {
+        account: AccountId,
+        mailbox: MailboxId,
+        uids: Vec<Uid>,
+        modseq: ModSeq,
+    },
 }
 
 /// The embedded store. Cheap to clone; all clones share one writer and one reader pool.
@@ -117,6 +124,10 @@ impl Store {
     /// admin command running beside the server must not touch the server's files.
     pub fn clean_temp_files(&self) {
         blob::clean_tmp(&self.inner.options.data_dir);
+    }
+
+    pub(crate) fn publish(&self, change: Change) {
+        let _ = self.inner.changes.send(change);
     }
 
     pub fn options(&self) -> &Options {

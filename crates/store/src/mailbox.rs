@@ -1,7 +1,7 @@
 //! Reading mailboxes and messages back: what IMAP, POP3 and `mailbox export` build on.
 
 use crate::blob::{BlobHash, blob_path};
-use crate::{Result, Store, StoreError, io_err};
+use crate::{Change, Result, Store, StoreError, io_err};
 use facteur_model::{AccountId, MailboxId, ModSeq, Uid};
 use rusqlite::{OptionalExtension, params};
 
@@ -74,6 +74,68 @@ impl Store {
             })?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
+    }
+
+    /// Removes messages for good: rows go, the expunge log keeps their UIDs with one new MODSEQ
+    /// (RFC 7162 §3.2.10, for QRESYNC VANISHED), usage shrinks, unshared blobs are deleted.
+    /// Returns the UIDs actually removed (others were already gone).
+    pub fn expunge(
+        &self,
+        account: AccountId,
+        mailbox: MailboxId,
+        uids: &[Uid],
+    ) -> Result<Vec<Uid>> {
+        let (removed, modseq, files) = self.write(|tx| {
+            let modseq: i64 = tx.query_row(
+                "UPDATE mailboxes SET highestmodseq = highestmodseq + 1
+                 WHERE id = ?1 AND account_id = ?2 RETURNING highestmodseq",
+                params![mailbox.0, account.0],
+                |r| r.get(0),
+            )?;
+            let mut removed = Vec::new();
+            let mut freed = 0i64;
+            let mut hashes: Vec<Vec<u8>> = Vec::new();
+            for uid in uids {
+                let row: Option<(i64, Vec<u8>)> = tx
+                    .prepare_cached("DELETE FROM messages WHERE mailbox_id = ?1 AND uid = ?2 RETURNING size, blob_hash")?
+                    .query_row(params![mailbox.0, uid.0], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?;
+                let Some((size, hash)) = row else { continue };
+                tx.prepare_cached("INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq) VALUES (?1, ?2, ?3)")?
+                    .execute(params![mailbox.0, uid.0, modseq])?;
+                freed += size;
+                removed.push(*uid);
+                if !hashes.contains(&hash) {
+                    hashes.push(hash);
+                }
+            }
+            tx.execute("UPDATE accounts SET used_bytes = used_bytes - ?2 WHERE id = ?1", params![account.0, freed])?;
+            let mut files = Vec::new();
+            for hash in hashes {
+                let is_file: Option<bool> = tx
+                    .prepare_cached(
+                        "DELETE FROM blobs WHERE hash = ?1
+                         AND NOT EXISTS (SELECT 1 FROM messages WHERE blob_hash = ?1)
+                         RETURNING data IS NULL",
+                    )?
+                    .query_row([&hash], |r| r.get(0))
+                    .optional()?;
+                if let (Some(true), Some(h)) = (is_file, BlobHash::from_slice(&hash)) {
+                    files.push(h);
+                }
+            }
+            Ok((removed, ModSeq(modseq as u64), files))
+        })?;
+        crate::check::remove_blob_files(self.data_dir(), &files);
+        if !removed.is_empty() {
+            self.publish(Change::Expunged {
+                account,
+                mailbox,
+                uids: removed.clone(),
+                modseq,
+            });
+        }
+        Ok(removed)
     }
 
     /// The whole message as a client sees it: the copy's prefix, then the shared blob.

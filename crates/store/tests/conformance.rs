@@ -212,3 +212,57 @@ fn check_reports_a_missing_blob_file() {
     let report = s.check().unwrap();
     assert_eq!(report.errors.len(), 1, "{report:?}");
 }
+
+#[tokio::test]
+async fn expunge_logs_uids_frees_quota_and_blobs() {
+    let t = temp_store("expunge", 16);
+    let s = &t.store;
+    s.add_domain(&Domain::parse("example.com").unwrap())
+        .unwrap();
+    let a = s.add_account(&addr("a@example.com"), "h", 0).unwrap();
+    let b = s.add_account(&addr("b@example.com"), "h", 0).unwrap();
+    let shared = s
+        .deliver(
+            message(s, b"shared body, a file blob"),
+            vec![target(a, ""), target(b, "")],
+        )
+        .await
+        .unwrap();
+    s.deliver(
+        message(s, b"second message, also a file"),
+        vec![target(a, "")],
+    )
+    .await
+    .unwrap();
+    let inbox = shared[0].as_ref().unwrap().mailbox;
+    let mut events = s.subscribe();
+    let removed = s
+        .expunge(
+            a,
+            inbox,
+            &[
+                facteur_model::Uid(1),
+                facteur_model::Uid(2),
+                facteur_model::Uid(9),
+            ],
+        )
+        .unwrap();
+    assert_eq!(removed, [facteur_model::Uid(1), facteur_model::Uid(2)]);
+    match events.try_recv().unwrap() {
+        Change::Expunged { uids, modseq, .. } => {
+            assert_eq!(uids.len(), 2);
+            assert_eq!(s.mailboxes(a).unwrap()[0].highest_modseq, modseq);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(s.mailboxes(a).unwrap()[0].messages, 0);
+    assert_eq!(s.list_accounts(None).unwrap()[0].used_bytes, 0);
+    let report = s.check().unwrap();
+    // b still holds the shared blob; the second message's file is gone.
+    assert!(report.is_consistent(), "{report:?}");
+    assert_eq!((report.blobs, report.unreferenced_files), (1, 0));
+    assert!(
+        s.expunge(b, inbox, &[facteur_model::Uid(1)]).is_err(),
+        "another account's mailbox"
+    );
+}
