@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 mod password;
+pub mod sasl;
 
 pub use password::{generate_password, hash_password, verify_password};
 
@@ -180,6 +181,27 @@ impl Directory {
         Ok(true)
     }
 
+    /// Checks a login. `username` is the account's address; the comparison is constant-time
+    /// and unknown users cost the same hashing as known ones, so timing reveals nothing.
+    /// CPU-heavy (Argon2id): call it off the async runtime's worker threads.
+    pub fn authenticate(&self, username: &str, password: &str) -> Result<Option<Mailbox>> {
+        let account = match Address::parse(username) {
+            Some(a) => self.store.account(&a.domain, &a.folded_local())?,
+            None => None,
+        };
+        match account {
+            Some(a) if verify_password(&a.password, password) => Ok(Some(Mailbox {
+                account: a.id,
+                address: a.address,
+            })),
+            Some(_) => Ok(None),
+            None => {
+                let _ = verify_password(dummy_hash(), password);
+                Ok(None)
+            }
+        }
+    }
+
     /// Current usage and quota of an account (bytes; quota 0 means none).
     pub fn quota(&self, mailbox: &Mailbox) -> Result<Option<(u64, u64)>> {
         let Some(address) = Address::parse(&mailbox.address) else {
@@ -278,6 +300,12 @@ impl Directory {
         let domain = domain.map(parse_domain).transpose()?;
         Ok(self.store.list_aliases(domain.as_ref())?)
     }
+}
+
+/// A valid hash of a random password, verified against when the user does not exist.
+fn dummy_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| hash_password(&generate_password()).unwrap_or_default())
 }
 
 fn parse_domain(name: &str) -> Result<Domain> {

@@ -156,3 +156,32 @@ fn passwords_are_argon2id_and_verify() {
             .contains("unknown domain")
     );
 }
+
+#[test]
+fn authenticate_checks_password_and_folds_case() {
+    let f = fixture("auth");
+    let m = f
+        .dir
+        .authenticate("Alice@Example.com", "pw")
+        .unwrap()
+        .unwrap();
+    assert_eq!(m.address, "alice@example.com");
+    assert!(
+        f.dir
+            .authenticate("alice@example.com", "wrong")
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        f.dir
+            .authenticate("nobody@example.com", "pw")
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        f.dir
+            .authenticate("not an address", "pw")
+            .unwrap()
+            .is_none()
+    );
+}
