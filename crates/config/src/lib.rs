@@ -44,6 +44,7 @@ pub struct Config {
     /// in `data_dir/tls/`.
     pub tls: Option<Tls>,
     pub smtp: Smtp,
+    pub pop3: Pop3,
     pub directory: DirectoryOptions,
     pub store: StoreOptions,
 }
@@ -63,6 +64,10 @@ pub struct Listen {
     pub smtp: Vec<ListenAddr>,
     /// LMTP (RFC 2033), for an MTA in front of facteur. Keep it on loopback.
     pub lmtp: Vec<ListenAddr>,
+    /// POP3 (RFC 1939) with STLS; no login before TLS unless `pop3.plaintext_auth`.
+    pub pop3: Vec<ListenAddr>,
+    /// POP3 over implicit TLS (RFC 8314).
+    pub pop3s: Vec<ListenAddr>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -92,6 +97,29 @@ pub struct Smtp {
     pub max_errors: u32,
     /// Simultaneous connections per listener role.
     pub max_connections: usize,
+}
+
+/// The POP3 sessions.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Pop3 {
+    /// Allow USER/PASS and AUTH PLAIN without TLS. Off: passwords never travel in clear.
+    pub plaintext_auth: bool,
+    /// Purge policy (RFC 2449 EXPIRE): absent keeps mail until the client deletes it; 0 deletes
+    /// what a session retrieved when it quits; N deletes retrieved mail older than N days.
+    pub expire_days: Option<u32>,
+    /// Least seconds between two logins of one account (RFC 2449 LOGIN-DELAY); absent: none.
+    pub login_delay_secs: Option<u32>,
+    /// Inactivity autologout in seconds (RFC 1939 §3: at least 10 minutes).
+    pub timeout_secs: u64,
+    /// Longest command line in bytes.
+    pub max_line_length: usize,
+    /// Simultaneous connections for the POP3 roles together.
+    pub max_connections: usize,
+    /// Simultaneous connections from one IP address.
+    pub max_connections_per_ip: usize,
+    /// Pause after a failed login, in milliseconds.
+    pub auth_failure_delay_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -156,6 +184,7 @@ impl Default for Config {
             listen: Listen::default(),
             tls: None,
             smtp: Smtp::default(),
+            pop3: Pop3::default(),
             directory: DirectoryOptions::default(),
             store: StoreOptions::default(),
         }
@@ -167,6 +196,8 @@ impl Default for Listen {
         Listen {
             smtp: listen(&["[::]:25"]),
             lmtp: listen(&["127.0.0.1:24"]),
+            pop3: listen(&["[::]:110"]),
+            pop3s: listen(&["[::]:995"]),
         }
     }
 }
@@ -180,6 +211,21 @@ impl Default for Smtp {
             timeout_secs: 300,
             max_errors: 20,
             max_connections: 1000,
+        }
+    }
+}
+
+impl Default for Pop3 {
+    fn default() -> Self {
+        Pop3 {
+            plaintext_auth: false,
+            expire_days: None,
+            login_delay_secs: None,
+            timeout_secs: 600,
+            max_line_length: 1024,
+            max_connections: 1000,
+            max_connections_per_ip: 20,
+            auth_failure_delay_ms: 2000,
         }
     }
 }
@@ -236,6 +282,12 @@ impl Config {
         }
         if self.smtp.max_recipients < 1 {
             return Err("key `smtp.max_recipients`: must be at least 1".into());
+        }
+        if self.pop3.timeout_secs < 600 {
+            return Err("key `pop3.timeout_secs`: RFC 1939 §3 needs at least 600".into());
+        }
+        if self.pop3.max_line_length < 255 {
+            return Err("key `pop3.max_line_length`: RFC 2449 §4 allows 255-octet commands".into());
         }
         if self.store.group_commit_max < 1 {
             return Err("key `store.group_commit_max`: must be at least 1".into());

@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use facteur_config::{BindFailure, Config};
 use facteur_directory::{Directory, Options as DirectoryOptions};
 use facteur_net::{Shutdown, TlsSettings, load_tls};
-use facteur_smtp_server::{Context, Role};
+use facteur_smtp_server::Context;
 use facteur_store::{Options as StoreOptions, Store};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -35,10 +35,13 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
         })?,
     };
     let mut listeners = Vec::new();
-    for (role, addrs) in [
+    let roles = [
         (Role::Smtp, &config.listen.smtp),
         (Role::Lmtp, &config.listen.lmtp),
-    ] {
+        (Role::Pop3, &config.listen.pop3),
+        (Role::Pop3s, &config.listen.pop3s),
+    ];
+    for (role, addrs) in roles {
         for addr in addrs {
             match facteur_net::bind(role.name(), addr.0) {
                 Ok(l) => listeners.push((role, l)),
@@ -79,19 +82,48 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
             hostname = %config.hostname, data_dir = %config.data_dir.display(), tls = %tls.source,
             "facteur {} started", env!("CARGO_PKG_VERSION")
         );
+        let pop3 = Arc::new(facteur_pop3_server::Context::new(
+            config.hostname.clone(),
+            config.pop3.clone(),
+            directory.clone(),
+            store.clone(),
+            Some(tls.acceptor.clone()),
+            shutdown.clone(),
+        ));
         let mut tasks = Vec::new();
         for (role, std_listener) in listeners {
             let listener = tokio::net::TcpListener::from_std(std_listener)?;
-            let ctx = Arc::new(Context {
-                role,
-                hostname: config.hostname.clone(),
-                settings: config.smtp.clone(),
-                directory: directory.clone(),
-                store: store.clone(),
-                tls: Some(tls.acceptor.clone()),
-                shutdown: shutdown.clone(),
+            let smtp = |role| {
+                Arc::new(Context {
+                    role,
+                    hostname: config.hostname.clone(),
+                    settings: config.smtp.clone(),
+                    directory: directory.clone(),
+                    store: store.clone(),
+                    tls: Some(tls.acceptor.clone()),
+                    shutdown: shutdown.clone(),
+                })
+            };
+            tasks.push(match role {
+                Role::Smtp => tokio::spawn(facteur_smtp_server::serve(
+                    listener,
+                    smtp(facteur_smtp_server::Role::Smtp),
+                )),
+                Role::Lmtp => tokio::spawn(facteur_smtp_server::serve(
+                    listener,
+                    smtp(facteur_smtp_server::Role::Lmtp),
+                )),
+                Role::Pop3 => tokio::spawn(facteur_pop3_server::serve(
+                    listener,
+                    facteur_pop3_server::Role::Pop3,
+                    pop3.clone(),
+                )),
+                Role::Pop3s => tokio::spawn(facteur_pop3_server::serve(
+                    listener,
+                    facteur_pop3_server::Role::Pop3s,
+                    pop3.clone(),
+                )),
             });
-            tasks.push(tokio::spawn(facteur_smtp_server::serve(listener, ctx)));
         }
         wait_for_signal().await?;
         tracing::info!(sessions = shutdown.live_sessions(), "shutting down");
@@ -112,6 +144,26 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Every listening role, named as in `[listen]`.
+#[derive(Debug, Clone, Copy)]
+enum Role {
+    Smtp,
+    Lmtp,
+    Pop3,
+    Pop3s,
+}
+
+impl Role {
+    fn name(self) -> &'static str {
+        match self {
+            Role::Smtp => "smtp",
+            Role::Lmtp => "lmtp",
+            Role::Pop3 => "pop3",
+            Role::Pop3s => "pop3s",
+        }
+    }
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {

@@ -1,10 +1,12 @@
 //! Networking shared by every protocol server: binding listeners, TLS (rustls), shutdown.
 #![forbid(unsafe_code)]
 
+pub mod accept;
 pub mod listen;
 pub mod shutdown;
 pub mod tls;
 
+pub use accept::{Limits, accept_loop};
 pub use listen::{BindError, bind};
 pub use shutdown::Shutdown;
 pub use tls::{LoadedTls, TlsError, TlsSettings, load_tls};

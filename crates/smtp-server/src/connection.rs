@@ -7,7 +7,7 @@ use facteur_directory::Mailbox;
 use facteur_smtp_session::{Config, Envelope, Event, Reply, Session, TlsInfo, reply};
 use facteur_store::BlobWriter;
 use std::net::SocketAddr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -34,13 +34,6 @@ struct Connection<'a> {
     body: Option<Body>,
     shutdown_seen: bool,
     messages: u32,
-}
-
-pub async fn refuse_busy(mut stream: TcpStream, peer: SocketAddr, ctx: &Context) {
-    tracing::warn!(role = ctx.role.name(), remote = %peer, "too many connections; refused");
-    let mut out = Vec::new();
-    reply::too_busy(&ctx.hostname).write_to(&mut out);
-    let _ = tokio::time::timeout(Duration::from_secs(5), stream.write_all(&out)).await;
 }
 
 pub async fn handle(mut stream: TcpStream, peer: SocketAddr, ctx: &Context) {

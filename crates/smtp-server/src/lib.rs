@@ -18,7 +18,6 @@ use facteur_store::Store;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 
 pub use received::{queue_id, rfc5322_date};
 
@@ -57,37 +56,23 @@ impl Context {
 
 /// Accepts connections until shutdown; each runs in its own task.
 pub async fn serve(listener: TcpListener, ctx: Arc<Context>) {
-    let slots = Arc::new(Semaphore::new(ctx.settings.max_connections));
-    let local = listener
-        .local_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
-    tracing::info!(role = ctx.role.name(), address = %local, "listening");
-    loop {
-        let accepted = tokio::select! {
-            _ = ctx.shutdown.triggered() => break,
-            a = listener.accept() => a,
-        };
-        let (stream, peer) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                // EMFILE and friends: back off instead of spinning.
-                tracing::error!(role = ctx.role.name(), error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let permit = slots.clone().try_acquire_owned().ok();
-        let ctx = ctx.clone();
-        let guard = ctx.shutdown.session();
-        tokio::spawn(async move {
-            match permit {
-                Some(_permit) => connection::handle(stream, peer, &ctx).await,
-                None => connection::refuse_busy(stream, peer, &ctx).await,
-            }
-            drop(guard);
-        });
-    }
-    tracing::info!(role = ctx.role.name(), address = %local, "stopped listening");
+    let mut busy = Vec::new();
+    facteur_smtp_session::reply::too_busy(&ctx.hostname).write_to(&mut busy);
+    let limits = facteur_net::Limits {
+        max_connections: ctx.settings.max_connections,
+        max_per_ip: 0,
+        busy_reply: busy,
+    };
+    let shutdown = ctx.shutdown.clone();
+    facteur_net::accept_loop(
+        ctx.role.name(),
+        listener,
+        shutdown,
+        limits,
+        move |stream, peer| {
+            let ctx = ctx.clone();
+            async move { connection::handle(stream, peer, &ctx).await }
+        },
+    )
+    .await;
 }

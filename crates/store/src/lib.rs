@@ -74,6 +74,13 @@ pub enum Change {
         uid: Uid,
         modseq: ModSeq,
     },
+    /// Flags changed on these messages, all with the same new MODSEQ.
+    FlagsChanged {
+        account: AccountId,
+        mailbox: MailboxId,
+        uids: Vec<Uid>,
+        modseq: ModSeq,
+    },
     /// Messages removed for good, all with the same new MODSEQ (RFC 7162 §3.2.10).
     Expunged {
         account: AccountId,

@@ -76,6 +76,47 @@ impl Store {
         })
     }
 
+    /// UID, size, INTERNALDATE and flags of every message, in UID order: the light listing
+    /// POP3 needs at login.
+    pub fn message_index(&self, mailbox: MailboxId) -> Result<Vec<(Uid, u64, i64, String)>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT uid, size, internaldate, flags FROM messages WHERE mailbox_id = ?1 ORDER BY uid",
+            )?;
+            let rows = stmt.query_map([mailbox.0], |r| {
+                Ok((Uid(r.get(0)?), r.get::<_, i64>(1)? as u64, r.get(2)?, r.get(3)?))
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    /// Adds the `\Seen` flag (RFC 9051 §2.3.2) to messages that lack it, with a new MODSEQ.
+    pub fn mark_seen(&self, account: AccountId, mailbox: MailboxId, uids: &[Uid]) -> Result<()> {
+        let modseq = self.write(|tx| {
+            let modseq: i64 = tx.query_row(
+                "UPDATE mailboxes SET highestmodseq = highestmodseq + 1
+                 WHERE id = ?1 AND account_id = ?2 RETURNING highestmodseq",
+                params![mailbox.0, account.0],
+                |r| r.get(0),
+            )?;
+            for uid in uids {
+                tx.prepare_cached(
+                    "UPDATE messages SET flags = ltrim(flags || ' \\Seen'), modseq = ?3
+                     WHERE mailbox_id = ?1 AND uid = ?2 AND instr(flags, '\\Seen') = 0",
+                )?
+                .execute(params![mailbox.0, uid.0, modseq])?;
+            }
+            Ok(ModSeq(modseq as u64))
+        })?;
+        self.publish(Change::FlagsChanged {
+            account,
+            mailbox,
+            uids: uids.to_vec(),
+            modseq,
+        });
+        Ok(())
+    }
+
     /// Removes messages for good: rows go, the expunge log keeps their UIDs with one new MODSEQ
     /// (RFC 7162 §3.2.10, for QRESYNC VANISHED), usage shrinks, unshared blobs are deleted.
     /// Returns the UIDs actually removed (others were already gone).
