@@ -355,11 +355,18 @@ mod tests {
     #[test]
     fn every_key_is_documented() {
         let doc = include_str!("../../../docs/config.md");
-        let mut config = Config::default();
-        config.tls = Some(Tls {
-            cert: "c".into(),
-            key: "k".into(),
-        });
+        let config = Config {
+            tls: Some(Tls {
+                cert: "c".into(),
+                key: "k".into(),
+            }),
+            pop3: Pop3 {
+                expire_days: Some(1),
+                login_delay_secs: Some(1),
+                ..Pop3::default()
+            },
+            ..Config::default()
+        };
         let value: toml::Value = toml::from_str(&config.to_toml()).unwrap();
         let mut missing = Vec::new();
         for (key, v) in value.as_table().unwrap() {

@@ -47,7 +47,7 @@ pub fn plain(response_b64: &str) -> Result<Credentials, SaslError> {
 /// Standard base64 with padding (RFC 4648 §4), as SASL uses; None on any invalid input.
 pub fn decode_base64(s: &str) -> Option<Vec<u8>> {
     let b = s.as_bytes();
-    if b.len() % 4 != 0 {
+    if !b.len().is_multiple_of(4) {
         return None;
     }
     let value = |c: u8| -> Option<u32> {
