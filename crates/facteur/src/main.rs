@@ -84,7 +84,8 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
 fn init_logging() {
     let filter = std::env::var("FACTEUR_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| "info".into());
+        // rustls warns about clients' quirks (an IP address as SNI): noise for an admin.
+        .unwrap_or_else(|_| "info,rustls=error".into());
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)
