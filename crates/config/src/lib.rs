@@ -129,6 +129,9 @@ pub struct DirectoryOptions {
     pub subaddress_separator: String,
     /// Quota of new accounts in bytes; 0 means none.
     pub default_quota: u64,
+    /// Seconds a successful login is remembered, so polling clients skip the Argon2id cost
+    /// (only the HMAC of the password under a per-process key is kept); 0 disables.
+    pub auth_cache_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -235,6 +238,7 @@ impl Default for DirectoryOptions {
         DirectoryOptions {
             subaddress_separator: "+".into(),
             default_quota: 0,
+            auth_cache_secs: 300,
         }
     }
 }

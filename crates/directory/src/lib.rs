@@ -11,6 +11,7 @@
 //! relay attempts (the percent hack, bang paths, quoted `"a@b"` local parts), never resolved.
 #![forbid(unsafe_code)]
 
+mod cache;
 mod password;
 pub mod sasl;
 
@@ -36,6 +37,8 @@ pub type Result<T, E = DirectoryError> = std::result::Result<T, E>;
 pub struct Options {
     pub subaddress_separator: String,
     pub default_quota: u64,
+    /// How long a verified login is remembered (0: never).
+    pub auth_cache_ttl: std::time::Duration,
 }
 
 /// An account an address resolved to.
@@ -65,11 +68,17 @@ const MAX_ALIAS_DEPTH: usize = 10;
 pub struct Directory {
     store: Store,
     options: Options,
+    auth_cache: std::sync::Arc<cache::AuthCache>,
 }
 
 impl Directory {
     pub fn new(store: Store, options: Options) -> Directory {
-        Directory { store, options }
+        let auth_cache = std::sync::Arc::new(cache::AuthCache::new(options.auth_cache_ttl));
+        Directory {
+            store,
+            options,
+            auth_cache,
+        }
     }
 
     pub fn store(&self) -> &Store {
@@ -190,10 +199,17 @@ impl Directory {
             None => None,
         };
         match account {
-            Some(a) if verify_password(&a.password, password) => Ok(Some(Mailbox {
+            Some(a) if self.auth_cache.hit(a.id, &a.password, password) => Ok(Some(Mailbox {
                 account: a.id,
                 address: a.address,
             })),
+            Some(a) if verify_password(&a.password, password) => {
+                self.auth_cache.remember(a.id, &a.password, password);
+                Ok(Some(Mailbox {
+                    account: a.id,
+                    address: a.address,
+                }))
+            }
             Some(_) => Ok(None),
             None => {
                 let _ = verify_password(dummy_hash(), password);

@@ -26,6 +26,7 @@ fn fixture(name: &str) -> Fixture {
         Options {
             subaddress_separator: "+".into(),
             default_quota: 0,
+            auth_cache_ttl: std::time::Duration::from_secs(60),
         },
     );
     dir.add_domain("example.com").unwrap();

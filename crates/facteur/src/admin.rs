@@ -108,6 +108,7 @@ fn open(config: &Config) -> anyhow::Result<(Directory, Handback<'_>)> {
         DirectoryOptions {
             subaddress_separator: config.directory.subaddress_separator.clone(),
             default_quota: config.directory.default_quota,
+            auth_cache_ttl: std::time::Duration::ZERO,
         },
     );
     Ok((dir, handback))

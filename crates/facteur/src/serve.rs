@@ -71,6 +71,7 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
         DirectoryOptions {
             subaddress_separator: config.directory.subaddress_separator.clone(),
             default_quota: config.directory.default_quota,
+            auth_cache_ttl: std::time::Duration::from_secs(config.directory.auth_cache_secs),
         },
     );
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -17,6 +17,8 @@ const READ_CHUNK: usize = 16 * 1024;
 struct Open {
     mailbox: Mailbox,
     inbox: MailboxId,
+    /// Size of each message at login, by UID.
+    sizes: std::collections::HashMap<u32, u64>,
     _lock: MaildropLock,
 }
 
@@ -220,9 +222,11 @@ impl Connection {
         match self.maildrop(&mailbox) {
             Ok((inbox, messages)) => {
                 tracing::info!(remote = %self.peer, user = %mailbox.address, messages = messages.len(), "login");
+                let sizes = messages.iter().map(|m| (m.uid, m.size)).collect();
                 self.open = Some(Open {
                     mailbox,
                     inbox,
+                    sizes,
                     _lock: lock,
                 });
                 LoginResult::Accepted(messages)
@@ -259,16 +263,26 @@ impl Connection {
     async fn fetch(&self, uid: u32) -> Option<Vec<u8>> {
         let open = self.open.as_ref()?;
         let (store, inbox) = (self.ctx.store.clone(), open.inbox);
-        let read =
-            tokio::task::spawn_blocking(move || store.message_content(inbox, Uid(uid))).await;
+        // Messages kept inside the database are one indexed point read: cheaper inline than a
+        // hop to the blocking pool. Larger ones live in files, whose reads go to the pool.
+        let inline = open
+            .sizes
+            .get(&uid)
+            .is_some_and(|&s| s <= store.options().inline_blob_max);
+        let read = if inline {
+            store.message_content(inbox, Uid(uid))
+        } else {
+            tokio::task::spawn_blocking(move || store.message_content(inbox, Uid(uid)))
+                .await
+                .unwrap_or_else(|e| Err(StoreError::Conflict(e.to_string())))
+        };
         match read {
-            Ok(Ok(bytes)) => Some(bytes),
-            Ok(Err(StoreError::NotFound(_))) => None,
-            Ok(Err(e)) => {
+            Ok(bytes) => Some(bytes),
+            Err(StoreError::NotFound(_)) => None,
+            Err(e) => {
                 tracing::error!(uid, error = %e, "cannot read message");
                 None
             }
-            Err(_) => None,
         }
     }
 

@@ -45,6 +45,7 @@ async fn start(name: &str, expire_days: Option<u32>) -> TestServer {
         DirectoryOptions {
             subaddress_separator: "+".into(),
             default_quota: 0,
+            auth_cache_ttl: std::time::Duration::from_secs(60),
         },
     );
     directory.add_domain("example.com").unwrap();

@@ -48,6 +48,7 @@ async fn start(name: &str) -> TestServer {
         DirectoryOptions {
             subaddress_separator: "+".into(),
             default_quota: 0,
+            auth_cache_ttl: std::time::Duration::from_secs(60),
         },
     );
     directory.add_domain("example.com").unwrap();
