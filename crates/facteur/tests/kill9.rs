@@ -16,16 +16,29 @@ struct Round {
 }
 
 const ROUNDS: [Round; 3] = [
-    Round { recipients: &["alice@example.test"], size: 4096 },
-    Round { recipients: &["alice@example.test", "bob@example.test"], size: 4096 },
-    Round { recipients: &["bob@example.test"], size: 300 * 1024 },
+    Round {
+        recipients: &["alice@example.test"],
+        size: 4096,
+    },
+    Round {
+        recipients: &["alice@example.test", "bob@example.test"],
+        size: 4096,
+    },
+    Round {
+        recipients: &["bob@example.test"],
+        size: 300 * 1024,
+    },
 ];
 
 #[test]
 fn acknowledged_messages_survive_sigkill_exactly_once() {
     let env = Env::new("kill9", "");
     env.setup(&["alice@example.test", "bob@example.test"]);
-    let mut seed = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
+    let mut seed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
     println!("seed {seed}");
     let mut acked: HashMap<&str, HashSet<String>> = HashMap::new();
     for (r, round) in ROUNDS.iter().enumerate() {
@@ -36,8 +49,11 @@ fn acknowledged_messages_survive_sigkill_exactly_once() {
             let (done, port) = (done.clone(), env.smtp);
             clients.push(std::thread::spawn(move || {
                 let deadline = Instant::now() + Duration::from_secs(30);
-                let Ok(mut c) = Smtp::connect(port) else { return };
-                if !c.reply().starts_with("220") || !c.command("EHLO load.test").starts_with("250") {
+                let Ok(mut c) = Smtp::connect(port) else {
+                    return;
+                };
+                if !c.reply().starts_with("220") || !c.command("EHLO load.test").starts_with("250")
+                {
                     return;
                 }
                 for n in 0..10_000 {
@@ -45,7 +61,11 @@ fn acknowledged_messages_survive_sigkill_exactly_once() {
                         return;
                     }
                     let id = format!("<r{r}-t{t}-{n}@test>");
-                    let reply = c.message("load@remote.test", round.recipients, &message(&id, round.size));
+                    let reply = c.message(
+                        "load@remote.test",
+                        round.recipients,
+                        &message(&id, round.size),
+                    );
                     if !reply.starts_with("250") {
                         return;
                     }
@@ -64,9 +84,15 @@ fn acknowledged_messages_survive_sigkill_exactly_once() {
             c.join().unwrap();
         }
         let round_acked = done.lock().unwrap().clone();
-        assert!(!round_acked.is_empty(), "round {r}: no message was acknowledged before the kill");
+        assert!(
+            !round_acked.is_empty(),
+            "round {r}: no message was acknowledged before the kill"
+        );
         for rcpt in round.recipients {
-            acked.entry(rcpt).or_default().extend(round_acked.iter().cloned());
+            acked
+                .entry(rcpt)
+                .or_default()
+                .extend(round_acked.iter().cloned());
         }
 
         let mut server = env.serve();
@@ -82,9 +108,16 @@ fn acknowledged_messages_survive_sigkill_exactly_once() {
                 assert_eq!(*n, 1, "round {r}: {id} stored {n} times for {account}");
             }
             for id in ids {
-                assert!(count.contains_key(id.as_str()), "round {r}: acknowledged {id} lost for {account}");
+                assert!(
+                    count.contains_key(id.as_str()),
+                    "round {r}: acknowledged {id} lost for {account}"
+                );
             }
-            println!("round {r}: {account}: {} acknowledged, {} stored", ids.len(), stored.len());
+            println!(
+                "round {r}: {account}: {} acknowledged, {} stored",
+                ids.len(),
+                stored.len()
+            );
         }
         server.kill().unwrap();
         server.wait().unwrap();

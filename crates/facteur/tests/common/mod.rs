@@ -24,7 +24,11 @@ impl Drop for Env {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Env {
@@ -46,7 +50,12 @@ impl Env {
             ),
         )
         .unwrap();
-        Env { dir, config, smtp, lmtp }
+        Env {
+            dir,
+            config,
+            smtp,
+            lmtp,
+        }
     }
 
     /// Runs an admin command; returns (success, stdout, stderr).
@@ -61,11 +70,20 @@ impl Env {
             .spawn()
             .unwrap();
         if let Some(input) = stdin {
-            child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
         }
         drop(child.stdin.take());
         let out = child.wait_with_output().unwrap();
-        (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into(),
+            String::from_utf8_lossy(&out.stderr).into(),
+        )
     }
 
     pub fn must(&self, args: &[&str], stdin: Option<&str>) -> String {
@@ -83,7 +101,11 @@ impl Env {
 
     /// Starts `serve` and waits (bounded) for its SMTP greeting.
     pub fn serve(&self) -> Child {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("serve.log")).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("serve.log"))
+            .unwrap();
         let child = Command::new(BIN)
             .arg("--config")
             .arg(&self.config)
@@ -102,19 +124,35 @@ impl Env {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("server did not start: {}", std::fs::read_to_string(self.dir.join("serve.log")).unwrap_or_default());
+        panic!(
+            "server did not start: {}",
+            std::fs::read_to_string(self.dir.join("serve.log")).unwrap_or_default()
+        );
     }
 
     /// Message-IDs of every message in an account's INBOX, as exported.
     pub fn message_ids(&self, account: &str) -> Vec<String> {
         let out = self.dir.join(format!("export-{account}"));
         let _ = std::fs::remove_dir_all(&out);
-        self.must(&["mailbox", "export", account, "INBOX", "--out", out.to_str().unwrap()], None);
+        self.must(
+            &[
+                "mailbox",
+                "export",
+                account,
+                "INBOX",
+                "--out",
+                out.to_str().unwrap(),
+            ],
+            None,
+        );
         let mut ids = Vec::new();
         for entry in std::fs::read_dir(&out).unwrap() {
             let text = std::fs::read(entry.unwrap().path()).unwrap();
             let text = String::from_utf8_lossy(&text);
-            let id = text.lines().find_map(|l| l.strip_prefix("Message-ID: ")).expect("Message-ID header");
+            let id = text
+                .lines()
+                .find_map(|l| l.strip_prefix("Message-ID: "))
+                .expect("Message-ID header");
             ids.push(id.to_string());
         }
         ids
@@ -135,7 +173,10 @@ impl Smtp {
     pub fn connect(port: u16) -> std::io::Result<Smtp> {
         let stream = TcpStream::connect(("127.0.0.1", port))?;
         stream.set_read_timeout(Some(Duration::from_secs(15)))?;
-        Ok(Smtp { reader: BufReader::new(stream.try_clone()?), stream })
+        Ok(Smtp {
+            reader: BufReader::new(stream.try_clone()?),
+            stream,
+        })
     }
 
     /// The last line of the next reply; empty when the connection failed.
@@ -163,11 +204,17 @@ impl Smtp {
 
     /// MAIL, RCPT..., DATA, body; returns the final reply (empty on a broken connection).
     pub fn message(&mut self, from: &str, to: &[&str], body: &[u8]) -> String {
-        if !self.command(&format!("MAIL FROM:<{from}>")).starts_with("250") {
+        if !self
+            .command(&format!("MAIL FROM:<{from}>"))
+            .starts_with("250")
+        {
             return String::new();
         }
         for rcpt in to {
-            if !self.command(&format!("RCPT TO:<{rcpt}>")).starts_with("250") {
+            if !self
+                .command(&format!("RCPT TO:<{rcpt}>"))
+                .starts_with("250")
+            {
                 return String::new();
             }
         }
@@ -183,7 +230,8 @@ impl Smtp {
 
 /// A message with the given Message-ID and `size` bytes of body.
 pub fn message(id: &str, size: usize) -> Vec<u8> {
-    let mut m = format!("From: load@remote.test\r\nSubject: test\r\nMessage-ID: {id}\r\n\r\n").into_bytes();
+    let mut m =
+        format!("From: load@remote.test\r\nSubject: test\r\nMessage-ID: {id}\r\n\r\n").into_bytes();
     let line = b"0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz\r\n";
     while m.len() < size {
         m.extend_from_slice(line);
