@@ -106,7 +106,7 @@ impl Env {
             .append(true)
             .open(self.dir.join("serve.log"))
             .unwrap();
-        let child = Command::new(BIN)
+        let mut child = Command::new(BIN)
             .arg("--config")
             .arg(&self.config)
             .arg("serve")
