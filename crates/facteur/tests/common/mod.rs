@@ -124,6 +124,8 @@ impl Env {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!(
             "server did not start: {}",
             std::fs::read_to_string(self.dir.join("serve.log")).unwrap_or_default()
