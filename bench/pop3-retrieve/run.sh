@@ -12,6 +12,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
+. "$root/tests/interop/lib.sh"
 MESSAGES=${MESSAGES:-10000}
 USERS=${USERS:-50}
 CLIENTS=${CLIENTS:-50}
@@ -28,8 +29,7 @@ bin=${FACTEUR_BIN:-$root/target/release/facteur}
 loadgen=$root/bench/loadgen/target/release/facteur-loadgen
 [ -x "$loadgen" ] || (cd "$root/bench/loadgen" && cargo build --release)
 
-work=$(mktemp -d)
-chmod 755 "$work"
+work=$(new_workdir)
 pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -38,14 +38,6 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-    for _ in $(seq 200); do
-        python3 -c "import socket; socket.create_connection(('127.0.0.1',$1),1)" 2>/dev/null && return 0
-        sleep 0.05
-    done
-    echo "port $1 never opened" >&2; return 1
-}
 users=(); for i in $(seq "$USERS"); do users+=("user$i@bench.test"); done
 
 # One message of SIZE bytes, CRLF lines.

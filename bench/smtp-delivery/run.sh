@@ -13,6 +13,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
+. "$root/tests/interop/lib.sh"
 MESSAGES=${MESSAGES:-10000}
 CONCURRENCY=${CONCURRENCY:-50}
 RCPTS=${RCPTS:-1}
@@ -27,8 +28,7 @@ fi
 bin=${FACTEUR_BIN:-$root/target/release/facteur}
 [ -x "$bin" ] || (cd "$root" && cargo build --release -p facteur)
 
-work=$(mktemp -d)
-chmod 755 "$work"
+work=$(new_workdir)
 pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -38,14 +38,6 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-    for _ in $(seq 200); do
-        python3 -c "import socket; socket.create_connection(('127.0.0.1',$1),1)" 2>/dev/null && return 0
-        sleep 0.05
-    done
-    echo "port $1 never opened" >&2; return 1
-}
 # smtp-source -r N sends to the address as given, then with 1, 2, ... prepended.
 recipients() { echo user; [ "$RCPTS" -gt 1 ] && seq -f '%guser' 1 "$RCPTS"; true; }
 
@@ -118,33 +110,7 @@ CONF
     dovecot -c "$work/dovecot.conf"
     wait_port "$dl"
     # A private Postfix instance with its default durability, relaying bench.test over LMTP.
-    mkdir -p "$pf/etc" "$pf/queue" "$pf/data"
-    cp /etc/postfix/master.cf "$pf/etc/master.cf"
-    chown postfix "$pf/data"
-    cat >"$pf/etc/main.cf" <<CONF
-compatibility_level = 3.6
-queue_directory = $pf/queue
-data_directory = $pf/data
-mail_owner = postfix
-setgid_group = postdrop
-myhostname = relay.bench.test
-mydestination =
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-relay_domains = bench.test
-transport_maps = inline:{ bench.test=lmtp:inet:127.0.0.1:$dl }
-smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
-local_header_rewrite_clients =
-smtp_dns_support_level = disabled
-lmtp_host_lookup = native
-alias_maps =
-alias_database =
-local_recipient_maps =
-biff = no
-CONF
-    postconf -c "$pf/etc" -F '*/*/chroot = n'
-    sed -E -i "s/^smtp[[:space:]]+inet[[:space:]].*smtpd\$/127.0.0.1:$pp inet n - n - - smtpd/" "$pf/etc/master.cf"
+    private_postfix "$pf" "$pp" bench.test "bench.test=lmtp:inet:127.0.0.1:$dl"
     postfix -c "$pf/etc" start >/dev/null
     wait_port "$pp"
     results+=("$(measure postfix+dovecot "$pp" "find '$work/dovecot/home' -path '*/Maildir/new/*' -type f 2>/dev/null | wc -l")")

@@ -93,12 +93,7 @@ impl Store {
     /// Adds the `\Seen` flag (RFC 9051 §2.3.2) to messages that lack it, with a new MODSEQ.
     pub fn mark_seen(&self, account: AccountId, mailbox: MailboxId, uids: &[Uid]) -> Result<()> {
         let modseq = self.write(|tx| {
-            let modseq: i64 = tx.query_row(
-                "UPDATE mailboxes SET highestmodseq = highestmodseq + 1
-                 WHERE id = ?1 AND account_id = ?2 RETURNING highestmodseq",
-                params![mailbox.0, account.0],
-                |r| r.get(0),
-            )?;
+            let modseq = next_modseq(tx, account, mailbox)?;
             for uid in uids {
                 tx.prepare_cached(
                     "UPDATE messages SET flags = ltrim(flags || ' \\Seen'), modseq = ?3
@@ -127,12 +122,7 @@ impl Store {
         uids: &[Uid],
     ) -> Result<Vec<Uid>> {
         let (removed, modseq, files) = self.write(|tx| {
-            let modseq: i64 = tx.query_row(
-                "UPDATE mailboxes SET highestmodseq = highestmodseq + 1
-                 WHERE id = ?1 AND account_id = ?2 RETURNING highestmodseq",
-                params![mailbox.0, account.0],
-                |r| r.get(0),
-            )?;
+            let modseq = next_modseq(tx, account, mailbox)?;
             let mut removed = Vec::new();
             let mut freed = 0i64;
             let mut hashes: Vec<Vec<u8>> = Vec::new();
@@ -209,4 +199,19 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// Takes the mailbox's next MODSEQ (RFC 7162 §3.1.2: strictly increasing); fails when the
+/// mailbox is not the account's, so no call can touch another account's mail.
+fn next_modseq(
+    tx: &rusqlite::Transaction<'_>,
+    account: AccountId,
+    mailbox: MailboxId,
+) -> Result<i64> {
+    Ok(tx.query_row(
+        "UPDATE mailboxes SET highestmodseq = highestmodseq + 1
+         WHERE id = ?1 AND account_id = ?2 RETURNING highestmodseq",
+        params![mailbox.0, account.0],
+        |r| r.get(0),
+    )?)
 }

@@ -6,18 +6,13 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../../.." && pwd)
 bin=${FACTEUR_BIN:-$root/target/debug/facteur}
+. "$root/tests/interop/lib.sh"
 
-if ! command -v swaks >/dev/null; then
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 swaks >/dev/null || exit 77
-fi
-
-work=$(mktemp -d)
-chmod 755 "$work"   # facteur drops root for nobody, which must reach its data directory
+apt_need swaks swaks || exit 77
+work=$(new_workdir)
 pid=
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$work"; }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 smtp=$(free_port)
 cat >"$work/facteur.toml" <<CONF
 hostname = "mx.example.test"
@@ -33,10 +28,7 @@ f domain add example.test >/dev/null
 printf 'secret\n' | f account add alice@example.test --password-stdin >/dev/null
 "$bin" --config "$work/facteur.toml" serve 2>"$work/facteur.log" &
 pid=$!
-for _ in $(seq 100); do
-    python3 -c "import socket; socket.create_connection(('127.0.0.1',$smtp),1)" 2>/dev/null && break
-    sleep 0.1
-done
+wait_port "$smtp"
 fail() { echo "FAIL: $*"; tail -20 "$work/facteur.log"; exit 1; }
 
 # The message: 8-bit text, a leading dot, a long line, CRLF line endings.

@@ -7,15 +7,10 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../../.." && pwd)
 bin=${FACTEUR_BIN:-$root/target/debug/facteur}
+. "$root/tests/interop/lib.sh"
 
-if ! command -v postfix >/dev/null; then
-    apt-get update -qq
-    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 postfix >/dev/null || exit 77
-fi
-
-work=$(mktemp -d)
-chmod 755 "$work"
+apt_need postfix postfix || exit 77
+work=$(new_workdir)
 pf="$work/postfix"
 pid=
 cleanup() {
@@ -25,14 +20,6 @@ cleanup() {
     [ -n "${KEEP:-}" ] || rm -rf "$work"
 }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-    for _ in $(seq 100); do
-        python3 -c "import socket; socket.create_connection(('127.0.0.1',$1),1)" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
-}
 fail() {
     echo "FAIL: $*"
     echo "--- postfix log"; tail -20 "$pf/maillog" 2>/dev/null || true
@@ -61,40 +48,12 @@ pid=$!
 wait_port "$smtp" || fail "facteur did not start"
 
 # A private Postfix: own config, queue and data directories; never /etc/postfix's instance.
-mkdir -p "$pf/etc" "$pf/queue" "$pf/data"
-cp /etc/postfix/master.cf "$pf/etc/master.cf"
-chown postfix "$pf/data"
-cat >"$pf/etc/main.cf" <<CONF
-compatibility_level = 3.6
-queue_directory = $pf/queue
-data_directory = $pf/data
-mail_owner = postfix
-setgid_group = postdrop
-myhostname = relay.example.test
-mydestination =
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-relay_domains = example.test, example.org
-transport_maps = inline:{ example.test=lmtp:inet:127.0.0.1:$lmtp, example.org=smtp:[127.0.0.1]:$smtp }
-smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
-local_header_rewrite_clients =
-smtp_dns_support_level = disabled
-smtp_host_lookup = native
-lmtp_host_lookup = native
-smtp_tls_security_level = may
+private_postfix "$pf" "$relay" "example.test, example.org" \
+    "example.test=lmtp:inet:127.0.0.1:$lmtp, example.org=smtp:[127.0.0.1]:$smtp" \
+    "smtp_tls_security_level = may
 smtp_tls_loglevel = 1
-alias_maps =
-alias_database =
-local_recipient_maps =
 maillog_file = $pf/maillog
-maillog_file_prefixes = $work
-biff = no
-CONF
-postconf -c "$pf/etc" -F '*/*/chroot = n'
-# The MTA listens on a loopback port of its own instead of 25.
-sed -E -i "s/^smtp[[:space:]]+inet[[:space:]].*smtpd\$/127.0.0.1:$relay inet n - n - - smtpd/" "$pf/etc/master.cf"
-grep -q "^127.0.0.1:$relay inet" "$pf/etc/master.cf" || fail "could not set Postfix's listener"
+maillog_file_prefixes = $work" || fail "could not set up Postfix"
 postfix -c "$pf/etc" check >/dev/null 2>&1 || true
 postfix -c "$pf/etc" start >/dev/null 2>&1 || fail "postfix did not start: $(postfix -c "$pf/etc" start 2>&1 | tail -3)"
 wait_port "$relay" || fail "postfix is not listening"

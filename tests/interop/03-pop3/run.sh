@@ -6,20 +6,16 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../../.." && pwd)
 bin=${FACTEUR_BIN:-$root/target/debug/facteur}
+. "$root/tests/interop/lib.sh"
 
-if ! command -v fetchmail >/dev/null || ! command -v getmail >/dev/null || ! command -v curl >/dev/null; then
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 fetchmail getmail6 curl >/dev/null
-fi
-command -v fetchmail >/dev/null && command -v getmail >/dev/null || exit 77
-
-work=$(mktemp -d)
-chmod 755 "$work"   # facteur drops root for nobody, which must reach its data directory
+apt_need fetchmail fetchmail || exit 77
+apt_need getmail getmail6 || exit 77
+apt_need curl curl || exit 77
+work=$(new_workdir)
 pid=
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 smtp=$(free_port); pop3=$(free_port); pop3s=$(free_port)
 cat >"$work/facteur.toml" <<CONF
 hostname = "mx.example.test"
@@ -37,10 +33,7 @@ f domain add example.test >/dev/null
 for u in alice bob carol; do printf 's3cret pass\n' | f account add "$u@example.test" --password-stdin >/dev/null; done
 "$bin" --config "$work/facteur.toml" serve 2>"$work/facteur.log" &
 pid=$!
-for _ in $(seq 100); do
-    python3 -c "import socket; socket.create_connection(('127.0.0.1',$pop3s),1)" 2>/dev/null && break
-    sleep 0.1
-done
+wait_port "$pop3s"
 
 fail() { echo "FAIL: $*"; echo "--- facteur log"; tail -30 "$work/facteur.log"; exit 1; }
 
