@@ -31,7 +31,7 @@ impl Drop for TestServer {
     }
 }
 
-async fn start(name: &str, expire_days: Option<u32>) -> TestServer {
+async fn start(name: &str, settings: facteur_config::Pop3) -> TestServer {
     let dir = std::env::temp_dir().join(format!("facteur-pop3-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let store = Store::open(StoreOptions {
@@ -88,11 +88,6 @@ async fn start(name: &str, expire_days: Option<u32>) -> TestServer {
     })
     .unwrap();
     let shutdown = Shutdown::new();
-    let settings = facteur_config::Pop3 {
-        auth_failure_delay_ms: 10,
-        expire_days,
-        ..facteur_config::Pop3::default()
-    };
     let ctx = Arc::new(Context::new(
         "mx.example.com".into(),
         settings,
@@ -130,7 +125,12 @@ async fn run(file: &str, expire_days: Option<u32>) {
         .join("tests/transcripts")
         .join(file);
     let text = std::fs::read_to_string(&path).unwrap();
-    let server = start(file.trim_end_matches(".txt"), expire_days).await;
+    let settings = facteur_config::Pop3 {
+        auth_failure_delay_ms: 10,
+        expire_days,
+        ..facteur_config::Pop3::default()
+    };
+    let server = start(file.trim_end_matches(".txt"), settings).await;
     let implicit = text.lines().any(|l| l.trim() == "pop3s");
     let cert = server.dir.join("tls/self-signed.crt");
     let target = Target {
@@ -185,7 +185,7 @@ transcripts! {
 /// the first session.
 #[tokio::test]
 async fn rfc2449_in_use_while_another_session_holds_the_maildrop() {
-    let server = start("in-use", None).await;
+    let server = start("in-use", facteur_config::Pop3::default()).await;
     let cert = server.dir.join("tls/self-signed.crt");
     let target = Target {
         addr: server.pop3s,
@@ -223,5 +223,54 @@ async fn rfc2449_in_use_while_another_session_holds_the_maildrop() {
     assert_eq!(
         second.line("PASS").await,
         "+OK maildrop has 3 messages (210 octets)"
+    );
+}
+
+/// RFC 2449 §8.1.1: with a LOGIN-DELAY policy, a second login too soon gets [LOGIN-DELAY],
+/// and CAPA announces the delay.
+#[tokio::test]
+async fn rfc2449_login_delay() {
+    let settings = facteur_config::Pop3 {
+        login_delay_secs: Some(600),
+        ..facteur_config::Pop3::default()
+    };
+    let server = start("login-delay", settings).await;
+    let cert = server.dir.join("tls/self-signed.crt");
+    let target = Target {
+        addr: server.pop3s,
+        cert: &cert,
+        server_name: "mx.example.com",
+        implicit_tls: true,
+    };
+    let mut first = Client::connect(&target).await;
+    first.line("greeting").await;
+    first.send(b"CAPA\r\n").await;
+    let mut capa = Vec::new();
+    loop {
+        let l = first.line("CAPA").await;
+        if l == "." {
+            break;
+        }
+        capa.push(l);
+    }
+    assert!(capa.iter().any(|l| l == "LOGIN-DELAY 600"), "{capa:?}");
+    first
+        .send(b"USER bob@example.com\r\nPASS secret\r\nQUIT\r\n")
+        .await;
+    first.line("USER").await;
+    assert!(
+        first
+            .line("PASS")
+            .await
+            .starts_with("+OK maildrop has 0 messages")
+    );
+    assert!(first.line("QUIT").await.starts_with("+OK"));
+    let mut again = Client::connect(&target).await;
+    again.line("greeting").await;
+    again.send(b"USER bob@example.com\r\nPASS secret\r\n").await;
+    again.line("USER").await;
+    assert_eq!(
+        again.line("PASS").await,
+        "-ERR [LOGIN-DELAY] logged in too recently, try later"
     );
 }
