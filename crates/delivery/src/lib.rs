@@ -45,15 +45,24 @@ pub struct Envelope<'a> {
     pub enforce_quota: bool,
 }
 
-/// Files the message for every recipient; one outcome per recipient, in order.
+/// The result of filing one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// One outcome per recipient, in order.
+    pub outcomes: Vec<Outcome>,
+    /// The message's Message-ID, for logs.
+    pub message_id: Option<String>,
+}
+
+/// Files the message for every recipient.
 pub async fn deliver(
     store: &Store,
     blob: Blob,
     envelope: &Envelope<'_>,
     recipients: &[Recipient],
-) -> Result<Vec<Outcome>, DeliveryError> {
+) -> Result<Report, DeliveryError> {
     let content = blob.content()?;
-    let (env_json, structure_json) = meta::parse(&content);
+    let meta = meta::parse(&content);
     drop(content);
     let mut targets: Vec<Target> = Vec::new();
     let mut target_of: Vec<Vec<usize>> = Vec::with_capacity(recipients.len());
@@ -80,12 +89,14 @@ pub async fn deliver(
     let message = NewMessage {
         blob,
         internal_date: envelope.internal_date,
-        envelope: env_json,
-        structure: structure_json,
+        envelope: meta.envelope,
+        structure: meta.structure,
+        headers: meta.headers,
         queue_id: envelope.queue_id.to_string(),
     };
+    let message_id = meta.message_id;
     let filed = store.deliver(message, targets).await?;
-    Ok(target_of
+    let outcomes = target_of
         .iter()
         .map(|indexes| {
             indexes
@@ -98,7 +109,11 @@ pub async fn deliver(
                 .find(|o| *o != Outcome::Delivered)
                 .unwrap_or(Outcome::Delivered)
         })
-        .collect())
+        .collect();
+    Ok(Report {
+        outcomes,
+        message_id,
+    })
 }
 
 /// `Return-Path` and `Delivered-To` for one copy (RFC 5321 §4.4: the return path is added by

@@ -10,15 +10,40 @@ use mail_parser::{
 };
 use serde_json::{Value, json};
 
-/// Returns (envelope JSON, structure JSON). A message mail-parser cannot read still gets a
-/// minimal structure: delivery never fails on content.
-pub fn parse(raw: &[u8]) -> (String, String) {
+/// What is parsed once and stored with each copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Meta {
+    /// IMAP ENVELOPE fields (JSON object).
+    pub envelope: String,
+    /// MIME structure with offsets (JSON object).
+    pub structure: String,
+    /// Top-level header fields in order, `[[name, unfolded raw value], ...]` (JSON), for
+    /// SEARCH HEADER and FETCH HEADER.FIELDS without reading the blob.
+    pub headers: String,
+    /// The Message-ID, for logs.
+    pub message_id: Option<String>,
+}
+
+/// Parses a message. One mail-parser cannot read still gets a minimal structure: delivery
+/// never fails on content.
+pub fn parse(raw: &[u8]) -> Meta {
     match MessageParser::default().parse(raw) {
-        Some(message) => (envelope(&message).to_string(), structure(&message, 0, 0).to_string()),
-        None => (
-            json!({}).to_string(),
-            json!({"type": "text", "subtype": "plain", "header_start": 0, "body_start": 0, "end": raw.len()}).to_string(),
-        ),
+        Some(message) => Meta {
+            envelope: envelope(&message).to_string(),
+            structure: structure(&message, 0, 0).to_string(),
+            headers: Value::Array(
+                message.headers_raw().map(|(name, value)| json!([name, unfold(value.trim())])).collect(),
+            )
+            .to_string(),
+            message_id: message.message_id().map(str::to_string),
+        },
+        None => Meta {
+            envelope: json!({}).to_string(),
+            structure: json!({"type": "text", "subtype": "plain", "header_start": 0, "body_start": 0, "end": raw.len()})
+                .to_string(),
+            headers: "[]".into(),
+            message_id: None,
+        },
     }
 }
 
@@ -146,7 +171,12 @@ Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n\
 --b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nhello\r\nworld\r\n\
 --b1\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\
 Content-Disposition: attachment; filename=\"a.bin\"\r\n\r\nAAAA\r\n--b1--\r\n";
-        let (env, structure) = parse(raw);
+        let meta = parse(raw);
+        let (env, structure) = (meta.envelope, meta.structure);
+        let headers: Value = serde_json::from_str(&meta.headers).unwrap();
+        assert_eq!(headers[2], json!(["Subject", "=?utf-8?q?caf=C3=A9?="]));
+        assert_eq!(headers.as_array().unwrap().len(), 5);
+        assert_eq!(meta.message_id.as_deref(), Some("1@example.com"));
         let env: Value = serde_json::from_str(&env).unwrap();
         assert_eq!(env["subject"], "=?utf-8?q?caf=C3=A9?=");
         assert_eq!(env["to"][1]["mailbox"], "carol");

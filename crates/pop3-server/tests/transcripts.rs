@@ -68,6 +68,7 @@ async fn start(name: &str, settings: facteur_config::Pop3) -> TestServer {
             internal_date: 0,
             envelope: "{}".into(),
             structure: "{}".into(),
+            headers: "[]".into(),
             queue_id: format!("Q{i}"),
         };
         store

@@ -267,24 +267,45 @@ impl Connection<'_> {
             internal_date,
             enforce_quota: lmtp,
         };
-        let outcomes =
+        let report =
             match facteur_delivery::deliver(&self.ctx.store, blob, &delivery, &recipients).await {
-                Ok(o) => o,
+                Ok(r) => r,
                 Err(e) => {
                     tracing::error!(%queue_id, error = %e, "delivery failed; message not accepted");
                     return failure(reply::local_error());
                 }
             };
         self.messages += 1;
+        let replies = self.replies(&envelope, &report.outcomes, &queue_id);
         let to: Vec<String> = envelope
             .recipients
             .iter()
             .map(|r| format!("<{}>", r.rcpt.recipient))
             .collect();
+        let summary: Vec<String> = replies.iter().map(Reply::to_log).collect();
+        let message_id = report.message_id.as_deref().unwrap_or("-");
+        tracing::info!(
+            role = self.ctx.role.name(), %queue_id, message_id = %format!("<{message_id}>"),
+            from = %format!("<{from}>"), to = %to.join(","), size, remote = %self.peer,
+            reply = %summary.join(" | "),
+            "{}", if replies.iter().any(Reply::is_positive) { "message accepted" } else { "message refused" }
+        );
+        replies
+    }
+
+    /// The replies for the outcomes: one per recipient for LMTP, one in all for SMTP; a line per
+    /// copy filed.
+    fn replies(
+        &self,
+        envelope: &Envelope<Vec<Mailbox>>,
+        outcomes: &[Outcome],
+        queue_id: &str,
+    ) -> Vec<Reply> {
+        let lmtp = self.ctx.role == Role::Lmtp;
         let replies: Vec<Reply> = envelope
             .recipients
             .iter()
-            .zip(&outcomes)
+            .zip(outcomes)
             .map(|(rcpt, outcome)| {
                 let shown = rcpt.rcpt.recipient.to_string();
                 let accounts: Vec<&str> = rcpt.target.iter().map(|m| m.address.as_str()).collect();
@@ -292,7 +313,7 @@ impl Connection<'_> {
                     tracing::info!(%queue_id, to = %format!("<{shown}>"), mailboxes = %accounts.join(","), "delivered");
                 }
                 match outcome {
-                    Outcome::Delivered => reply::delivered(&shown, &queue_id),
+                    Outcome::Delivered => reply::delivered(&shown, queue_id),
                     Outcome::OverQuota => reply::over_quota(&shown),
                     Outcome::Failed(_) => reply::local_error(),
                 }
@@ -300,19 +321,12 @@ impl Connection<'_> {
             .collect();
         // SMTP has one reply for all recipients; its copies are filed without quota refusal,
         // so a failure is a store failure that concerns the whole transaction.
-        let replies = if lmtp {
+        if lmtp {
             replies
         } else if outcomes.iter().all(|o| *o == Outcome::Delivered) {
-            vec![reply::queued(&queue_id)]
+            vec![reply::queued(queue_id)]
         } else {
             vec![reply::local_error()]
-        };
-        let summary: Vec<String> = replies.iter().map(Reply::to_log).collect();
-        tracing::info!(
-            role = self.ctx.role.name(), %queue_id, from = %format!("<{from}>"), to = %to.join(","),
-            size, remote = %self.peer, reply = %summary.join(" | "),
-            "{}", if replies.iter().any(Reply::is_positive) { "message accepted" } else { "message refused" }
-        );
-        replies
+        }
     }
 }

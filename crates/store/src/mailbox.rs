@@ -27,6 +27,7 @@ pub struct MessageInfo {
     pub queue_id: String,
     pub envelope: String,
     pub structure: String,
+    pub headers: String,
 }
 
 impl Store {
@@ -55,7 +56,7 @@ impl Store {
     pub fn messages(&self, mailbox: MailboxId) -> Result<Vec<MessageInfo>> {
         self.read(|c| {
             let mut stmt = c.prepare(
-                "SELECT uid, modseq, flags, internaldate, size, blob_hash, queue_id, envelope, structure
+                "SELECT uid, modseq, flags, internaldate, size, blob_hash, queue_id, envelope, structure, headers
                  FROM messages WHERE mailbox_id = ?1 ORDER BY uid",
             )?;
             let rows = stmt.query_map([mailbox.0], |r| {
@@ -70,6 +71,7 @@ impl Store {
                     queue_id: r.get(6)?,
                     envelope: r.get(7)?,
                     structure: r.get(8)?,
+                    headers: r.get(9)?,
                 })
             })?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)

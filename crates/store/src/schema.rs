@@ -71,6 +71,8 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (mailbox_id, uid)
     ) WITHOUT ROWID;
     ",
+    // 2: header fields parsed once at delivery, for SEARCH and FETCH without the blob.
+    "ALTER TABLE messages ADD COLUMN headers TEXT NOT NULL DEFAULT '[]';",
 ];
 
 /// Brings the schema to the newest version, one transaction per migration.

@@ -19,6 +19,8 @@ pub struct NewMessage {
     pub internal_date: i64,
     pub envelope: String,
     pub structure: String,
+    /// Top-level header fields (JSON), see `delivery::meta`.
+    pub headers: String,
     pub queue_id: String,
 }
 
@@ -110,11 +112,12 @@ fn run(
         let mut events = Vec::new();
         match commit_batch(&mut conn, &batch, &mut events) {
             Ok(outcomes) => {
-                for (job, outcome) in batch.into_iter().zip(outcomes) {
-                    let _ = job.reply.send(Ok(outcome));
-                }
+                // Events first: whoever learns of a delivery (its 250) can already see it.
                 for event in events {
                     let _ = changes.send(event);
+                }
+                for (job, outcome) in batch.into_iter().zip(outcomes) {
+                    let _ = job.reply.send(Ok(outcome));
                 }
             }
             Err(e) => {
@@ -204,8 +207,8 @@ fn file_message(conn: &Connection, job: &Job, events: &mut Vec<Change>) -> Resul
             })?;
         conn.prepare_cached(
             "INSERT INTO messages (mailbox_id, uid, modseq, flags, internaldate, size, prefix,
-                                   blob_hash, envelope, structure, queue_id)
-             VALUES (?1, ?2, ?3, '', ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                                   blob_hash, envelope, structure, queue_id, headers)
+             VALUES (?1, ?2, ?3, '', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         )?
         .execute(params![
             mailbox,
@@ -218,6 +221,7 @@ fn file_message(conn: &Connection, job: &Job, events: &mut Vec<Change>) -> Resul
             &m.envelope,
             &m.structure,
             &m.queue_id,
+            &m.headers,
         ])?;
         conn.prepare_cached("UPDATE accounts SET used_bytes = used_bytes + ?2 WHERE id = ?1")?
             .execute(params![target.account.0, size as i64])?;

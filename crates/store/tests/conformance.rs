@@ -40,6 +40,7 @@ fn message(store: &Store, body: &[u8]) -> NewMessage {
         internal_date: 1_700_000_000,
         envelope: "{}".into(),
         structure: "{}".into(),
+        headers: "[]".into(),
         queue_id: "Q1".into(),
     }
 }
