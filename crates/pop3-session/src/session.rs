@@ -1,5 +1,6 @@
 //! The POP3 state machine.
 
+use facteur_framing::{LineBuffer, Next};
 use std::collections::VecDeque;
 
 #[derive(Debug, Clone)]
@@ -129,9 +130,7 @@ enum State {
 pub struct Session {
     config: Config,
     state: State,
-    input: Vec<u8>,
-    pos: usize,
-    discarding_line: bool,
+    lines: LineBuffer,
     events: VecDeque<Event>,
     tls: bool,
     auth_failures: u32,
@@ -141,15 +140,14 @@ pub struct Session {
 
 impl Session {
     pub fn new(config: Config, tls: bool) -> Session {
+        let lines = LineBuffer::new(config.max_line_length);
         let mut s = Session {
             config,
             state: State::Authorization {
                 user: None,
                 awaiting_sasl: false,
             },
-            input: Vec::new(),
-            pos: 0,
-            discarding_line: false,
+            lines,
             events: VecDeque::new(),
             tls,
             auth_failures: 0,
@@ -174,9 +172,7 @@ impl Session {
         if matches!(self.state, State::Closed | State::AwaitTls) {
             return;
         }
-        self.input.drain(..self.pos);
-        self.pos = 0;
-        self.input.extend_from_slice(bytes);
+        self.lines.push(bytes);
     }
 
     pub fn next_event(&mut self) -> Option<Event> {
@@ -213,8 +209,7 @@ impl Session {
 
     pub fn tls_started(&mut self) {
         self.tls = true;
-        self.input.clear();
-        self.pos = 0;
+        self.lines.clear();
         self.state = State::Authorization {
             user: None,
             awaiting_sasl: false,
@@ -319,43 +314,17 @@ impl Session {
     }
 
     fn step(&mut self) -> bool {
-        let unread = &self.input[self.pos..];
-        let newline = unread.iter().position(|&b| b == b'\n');
-        if self.discarding_line {
-            match newline {
-                Some(i) => {
-                    self.pos += i + 1;
-                    self.discarding_line = false;
-                    return true;
-                }
-                None => {
-                    self.pos = self.input.len();
-                    return false;
-                }
-            }
-        }
-        let Some(i) = newline else {
-            if unread.len() >= self.config.max_line_length {
-                self.pos = self.input.len();
-                self.discarding_line = true;
+        match self.lines.next_line() {
+            Next::NeedMore => false,
+            Next::TooLong => {
                 self.error("line too long");
-                return true;
+                true
             }
-            return false;
-        };
-        let end = if i > 0 && unread[i - 1] == b'\r' {
-            i - 1
-        } else {
-            i
-        };
-        let line = String::from_utf8_lossy(&unread[..end]).into_owned();
-        self.pos += i + 1;
-        if i + 1 > self.config.max_line_length {
-            self.error("line too long");
-            return true;
+            Next::Line(line) => {
+                self.handle(&String::from_utf8_lossy(&line));
+                true
+            }
         }
-        self.handle(&line);
-        true
     }
 
     fn handle(&mut self, line: &str) {
@@ -596,8 +565,7 @@ impl Session {
         }
         self.line("+OK Begin TLS negotiation");
         self.events.push_back(Event::StartTls);
-        self.input.clear();
-        self.pos = 0;
+        self.lines.clear();
         State::AwaitTls
     }
 

@@ -11,6 +11,7 @@
 use crate::command::{self, Command, MailFrom, RcptTo};
 use crate::data::{DataReceiver, LineEndingCheck};
 use crate::reply::{self, Reply};
+use facteur_framing::{LineBuffer, Next};
 use std::collections::VecDeque;
 
 /// What the session needs to know about its listener.
@@ -103,9 +104,7 @@ struct BdatChunk<R> {
 pub struct Session<R> {
     config: Config,
     state: State<R>,
-    input: Vec<u8>,
-    pos: usize,
-    discarding_line: bool,
+    lines: LineBuffer,
     events: VecDeque<Event<R>>,
     helo: Option<String>,
     esmtp: bool,
@@ -117,11 +116,10 @@ pub struct Session<R> {
 impl<R> Session<R> {
     /// A new session; the greeting is the first event.
     pub fn new(config: Config) -> Session<R> {
+        let lines = LineBuffer::new(config.max_line_length);
         let mut s = Session {
             state: State::ExpectHello,
-            input: Vec::new(),
-            pos: 0,
-            discarding_line: false,
+            lines,
             events: VecDeque::new(),
             helo: None,
             esmtp: false,
@@ -177,7 +175,7 @@ impl<R> Session<R> {
         matches!(
             self.state,
             State::ExpectHello | State::ExpectMail | State::ExpectRcptOrData(_)
-        ) && self.pos >= self.input.len()
+        ) && self.lines.is_empty()
             && self.events.is_empty()
     }
 
@@ -191,9 +189,7 @@ impl<R> Session<R> {
             return;
         }
         // Keep only what is unread, so the buffer never outgrows one read plus a partial line.
-        self.input.drain(..self.pos);
-        self.pos = 0;
-        self.input.extend_from_slice(bytes);
+        self.lines.push(bytes);
     }
 
     /// The next thing for the driver to do; None when the session needs more input or an answer.
@@ -252,8 +248,7 @@ impl<R> Session<R> {
         self.tls = Some(info);
         self.helo = None;
         self.esmtp = false;
-        self.input.clear();
-        self.pos = 0;
+        self.lines.clear();
         self.state = State::ExpectHello;
     }
 
@@ -289,42 +284,15 @@ impl<R> Session<R> {
     }
 
     fn step_command(&mut self) -> bool {
-        let unread = &self.input[self.pos..];
-        let newline = unread.iter().position(|&b| b == b'\n');
-        if self.discarding_line {
-            match newline {
-                Some(i) => {
-                    self.pos += i + 1;
-                    self.discarding_line = false;
-                    return true;
-                }
-                None => {
-                    self.pos = self.input.len();
-                    return false;
-                }
-            }
-        }
-        let Some(i) = newline else {
-            if unread.len() >= self.config.max_line_length {
-                // RFC 5321 §4.5.3.1.4: refuse once, then drop the rest of the line unseen.
-                self.pos = self.input.len();
-                self.discarding_line = true;
+        let line = match self.lines.next_line() {
+            Next::NeedMore => return false,
+            // RFC 5321 §4.5.3.1.4: refuse once; the rest of the line is dropped unseen.
+            Next::TooLong => {
                 self.client_error(reply::line_too_long());
                 return true;
             }
-            return false;
+            Next::Line(line) => line,
         };
-        let end = if i > 0 && unread[i - 1] == b'\r' {
-            i - 1
-        } else {
-            i
-        };
-        let line = unread[..end].to_vec();
-        self.pos += i + 1;
-        if i + 1 > self.config.max_line_length {
-            self.client_error(reply::line_too_long());
-            return true;
-        }
         if self.shutting_down {
             self.close_with(reply::shutting_down(&self.config.hostname));
             return true;
@@ -544,8 +512,7 @@ impl<R> Session<R> {
         self.reply(reply::ready_for_tls());
         self.events.push_back(Event::StartTls);
         // CVE-2011-0411: whatever the client pipelined behind STARTTLS is dropped unread.
-        self.input.clear();
-        self.pos = 0;
+        self.lines.clear();
         State::AwaitTls
     }
 
@@ -583,8 +550,8 @@ impl<R> Session<R> {
             unreachable!("step_data outside DATA")
         };
         let mut out = Vec::new();
-        let progress = receiver.feed(&self.input[self.pos..], &mut out);
-        self.pos += progress.consumed;
+        let progress = receiver.feed(self.lines.unread(), &mut out);
+        self.lines.consume(progress.consumed);
         if !out.is_empty() {
             self.events.push_back(Event::Body(out));
         }
@@ -603,18 +570,18 @@ impl<R> Session<R> {
         let State::BdatChunk(chunk) = &mut self.state else {
             unreachable!("step_bdat outside BDAT")
         };
-        let available = (self.input.len() - self.pos) as u64;
+        let available = self.lines.unread().len() as u64;
         let take = available.min(chunk.remaining) as usize;
-        let bytes = &self.input[self.pos..self.pos + take];
-        self.pos += take;
-        chunk.remaining -= take as u64;
         if chunk.env.is_some() && take > 0 {
+            let bytes = &self.lines.unread()[..take];
             chunk.check.scan(bytes);
             chunk.size += take as u64;
             if chunk.size <= self.config.max_message_size {
                 self.events.push_back(Event::Body(bytes.to_vec()));
             }
         }
+        self.lines.consume(take);
+        chunk.remaining -= take as u64;
         if chunk.remaining > 0 {
             return take > 0 && !self.events.is_empty();
         }
