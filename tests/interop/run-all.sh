@@ -8,6 +8,9 @@ if [ -z "${FACTEUR_BIN:-}" ]; then
     (cd "$root" && cargo build -q -p facteur) || exit 1
     export FACTEUR_BIN="$root/target/debug/facteur"
 fi
+# The tests drive clients with python3 and `runuser`; install python3 where it is missing.
+. "$here/lib.sh"
+apt_need python3 python3 || { echo "python3 cannot be installed"; exit 1; }
 passed=0 failed=0 skipped=0
 for test in "$here"/[0-9][0-9]-*/run.sh; do
     name=$(basename "$(dirname "$test")")
