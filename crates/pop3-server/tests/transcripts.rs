@@ -275,3 +275,28 @@ async fn rfc2449_login_delay() {
         "-ERR [LOGIN-DELAY] logged in too recently, try later"
     );
 }
+
+/// Connections per IP are capped (Dovecot's mail_max_userip_connections spirit).
+#[tokio::test]
+async fn per_ip_connection_cap() {
+    let settings = facteur_config::Pop3 {
+        max_connections_per_ip: 1,
+        ..facteur_config::Pop3::default()
+    };
+    let server = start("per-ip", settings).await;
+    let cert = server.dir.join("tls/self-signed.crt");
+    let target = Target {
+        addr: server.pop3,
+        cert: &cert,
+        server_name: "mx.example.com",
+        implicit_tls: false,
+    };
+    let mut first = Client::connect(&target).await;
+    assert!(first.line("greeting").await.starts_with("+OK"));
+    let mut second = Client::connect(&target).await;
+    assert_eq!(
+        second.line("refusal").await,
+        "-ERR [SYS/TEMP] too many connections, try again later"
+    );
+    assert!(second.read_line().await.is_none());
+}

@@ -13,7 +13,7 @@ use facteur_model::{Address, Uid};
 use facteur_net::{Shutdown, TlsSettings, load_tls};
 use facteur_smtp_server::{Context, Role};
 use facteur_store::{Options as StoreOptions, Store};
-use facteur_testkit::{Target, play, unescape};
+use facteur_testkit::{Client, Target, play, unescape};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -34,6 +34,18 @@ impl Drop for TestServer {
 }
 
 async fn start(name: &str) -> TestServer {
+    let settings = facteur_config::Smtp {
+        max_message_size: 10_000,
+        max_recipients: 3,
+        max_line_length: 512,
+        timeout_secs: 30,
+        max_errors: 20,
+        max_connections: 100,
+    };
+    start_with(name, settings).await
+}
+
+async fn start_with(name: &str, settings: facteur_config::Smtp) -> TestServer {
     let dir =
         std::env::temp_dir().join(format!("facteur-transcript-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -76,14 +88,6 @@ async fn start(name: &str) -> TestServer {
     })
     .unwrap();
     let shutdown = Shutdown::new();
-    let settings = facteur_config::Smtp {
-        max_message_size: 10_000,
-        max_recipients: 3,
-        max_line_length: 512,
-        timeout_secs: 30,
-        max_errors: 20,
-        max_connections: 100,
-    };
     let mut addrs = Vec::new();
     for role in [Role::Smtp, Role::Lmtp] {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -185,4 +189,64 @@ transcripts! {
     rfc6531_smtputf8 => "14-smtputf8.txt",
     rfc3461_dsn_parameters_and_helo => "15-dsn-and-helo.txt",
     rfc5321_too_many_errors => "16-errors.txt",
+}
+
+fn plain_target<'a>(server: &TestServer, cert: &'a std::path::Path) -> Target<'a> {
+    Target {
+        addr: server.smtp,
+        cert,
+        server_name: "mx.example.com",
+        implicit_tls: false,
+    }
+}
+
+/// Past `max_connections` a client reads `421 4.3.2` and is closed; a freed slot serves again.
+#[tokio::test]
+async fn connection_limit_answers_421() {
+    let settings = facteur_config::Smtp {
+        max_connections: 1,
+        ..facteur_config::Smtp::default()
+    };
+    let server = start_with("conn-limit", settings).await;
+    let cert = server.dir.join("tls/self-signed.crt");
+    let mut first = Client::connect(&plain_target(&server, &cert)).await;
+    assert!(first.line("greeting").await.starts_with("220"));
+    let mut second = Client::connect(&plain_target(&server, &cert)).await;
+    assert_eq!(
+        second.line("refusal").await,
+        "421 4.3.2 mx.example.com Too many connections, try again later"
+    );
+    assert!(second.read_line().await.is_none());
+    first.send(b"QUIT\r\n").await;
+    assert!(first.line("QUIT").await.starts_with("221"));
+    assert!(first.read_line().await.is_none());
+    // The slot is released when the first session's task ends.
+    let mut greeted = false;
+    for _ in 0..50 {
+        let mut third = Client::connect(&plain_target(&server, &cert)).await;
+        if third.line("greeting").await.starts_with("220") {
+            greeted = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(greeted);
+}
+
+/// RFC 5321 §4.5.3.2: a silent client is told `421 4.4.2` and disconnected.
+#[tokio::test]
+async fn idle_client_times_out_with_421() {
+    let settings = facteur_config::Smtp {
+        timeout_secs: 1,
+        ..facteur_config::Smtp::default()
+    };
+    let server = start_with("timeout", settings).await;
+    let cert = server.dir.join("tls/self-signed.crt");
+    let mut c = Client::connect(&plain_target(&server, &cert)).await;
+    assert!(c.line("greeting").await.starts_with("220"));
+    assert_eq!(
+        c.line("timeout").await,
+        "421 4.4.2 mx.example.com Timeout, closing connection"
+    );
+    assert!(c.read_line().await.is_none());
 }
