@@ -2,11 +2,13 @@
 #![forbid(unsafe_code)]
 
 pub mod accept;
+pub mod io;
 pub mod listen;
 pub mod shutdown;
 pub mod tls;
 
 pub use accept::{Limits, accept_loop};
+pub use io::flush_out;
 pub use listen::{BindError, bind};
 pub use shutdown::Shutdown;
 pub use tls::{LoadedTls, TlsError, TlsSettings, load_tls};

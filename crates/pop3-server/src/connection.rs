@@ -186,14 +186,12 @@ impl Connection {
     }
 
     async fn flush<S: AsyncWrite + Unpin>(&mut self, stream: &mut S) -> std::io::Result<()> {
-        if self.out.is_empty() {
-            return Ok(());
-        }
-        let timeout = Duration::from_secs(self.ctx.settings.timeout_secs);
-        let written = tokio::time::timeout(timeout, stream.write_all(&self.out)).await;
-        self.out.clear();
-        written.map_err(|_| std::io::Error::other("write timed out"))??;
-        stream.flush().await
+        facteur_net::flush_out(
+            stream,
+            &mut self.out,
+            Duration::from_secs(self.ctx.settings.timeout_secs),
+        )
+        .await
     }
 
     async fn login(&mut self, user: String, password: String) -> LoginResult {

@@ -165,16 +165,7 @@ impl Connection<'_> {
     }
 
     async fn flush<S: AsyncWrite + Unpin>(&mut self, stream: &mut S) -> std::io::Result<()> {
-        if self.out.is_empty() {
-            return Ok(());
-        }
-        let written = tokio::time::timeout(self.ctx.timeout(), stream.write_all(&self.out)).await;
-        self.out.clear();
-        match written {
-            Ok(r) => r?,
-            Err(_) => return Err(std::io::Error::other("write timed out")),
-        }
-        stream.flush().await
+        facteur_net::flush_out(stream, &mut self.out, self.ctx.timeout()).await
     }
 
     fn start_body(&mut self) {
