@@ -196,6 +196,9 @@ impl Connection {
 
     async fn login(&mut self, user: String, password: String) -> LoginResult {
         let directory = self.ctx.directory.clone();
+        let Ok(_slot) = self.ctx.verifications.acquire().await else {
+            return LoginResult::Failed;
+        };
         let verified =
             tokio::task::spawn_blocking(move || directory.authenticate(&user, &password)).await;
         let mailbox = match verified {

@@ -42,6 +42,9 @@ pub struct Context {
     pub shutdown: Shutdown,
     locks: Mutex<HashSet<AccountId>>,
     last_login: Mutex<HashMap<AccountId, Instant>>,
+    /// Password verifications running at once. Each Argon2id run takes 19 MiB and a core for
+    /// tens of milliseconds: unbounded, a flood of logins would exhaust memory.
+    verifications: tokio::sync::Semaphore,
 }
 
 impl Context {
@@ -62,6 +65,9 @@ impl Context {
             shutdown,
             locks: Mutex::new(HashSet::new()),
             last_login: Mutex::new(HashMap::new()),
+            verifications: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get() * 2),
+            ),
         }
     }
 
