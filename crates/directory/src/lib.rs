@@ -11,6 +11,7 @@
 //! relay attempts (the percent hack, bang paths, quoted `"a@b"` local parts), never resolved.
 #![forbid(unsafe_code)]
 
+mod app_password;
 mod cache;
 mod password;
 pub mod sasl;
@@ -59,6 +60,14 @@ pub enum Resolution {
     NotLocal,
     /// A relay attempt hidden in the local part.
     RelayAttempt,
+}
+
+/// A successful login.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Login {
+    pub mailbox: Mailbox,
+    /// The application password used, by name; None for the account's own password.
+    pub app_password: Option<String>,
 }
 
 /// Alias chains longer than this are treated as loops (Postfix `virtual_alias_recursion_limit`).
@@ -190,32 +199,72 @@ impl Directory {
         Ok(true)
     }
 
-    /// Checks a login. `username` is the account's address; the comparison is constant-time
-    /// and unknown users cost the same hashing as known ones, so timing reveals nothing.
-    /// CPU-heavy (Argon2id): call it off the async runtime's worker threads.
-    pub fn authenticate(&self, username: &str, password: &str) -> Result<Option<Mailbox>> {
+    /// Checks a login with the account's password or one of its application passwords.
+    /// `username` is the account's address. Unknown users cost the same hashing as known ones,
+    /// so timing reveals nothing. CPU-heavy (Argon2id): call it off the async runtime's worker
+    /// threads.
+    pub fn authenticate(&self, username: &str, password: &str) -> Result<Option<Login>> {
         let account = match Address::parse(username) {
             Some(a) => self.store.account(&a.domain, &a.folded_local())?,
             None => None,
         };
-        match account {
-            Some(a) if self.auth_cache.hit(a.id, &a.password, password) => Ok(Some(Mailbox {
-                account: a.id,
-                address: a.address,
-            })),
-            Some(a) if verify_password(&a.password, password) => {
-                self.auth_cache.remember(a.id, &a.password, password);
-                Ok(Some(Mailbox {
-                    account: a.id,
-                    address: a.address,
-                }))
-            }
-            Some(_) => Ok(None),
-            None => {
-                let _ = verify_password(dummy_hash(), password);
-                Ok(None)
-            }
+        let Some(a) = account else {
+            let _ = verify_password(dummy_hash(), password);
+            return Ok(None);
+        };
+        let mailbox = Mailbox {
+            account: a.id,
+            address: a.address.clone(),
+        };
+        // Generated application passwords are checked by digest first: no Argon2id needed.
+        if let Some(name) = self
+            .store
+            .app_password_named(a.id, &app_password::digest(password))?
+        {
+            self.store.touch_app_password(a.id, &name)?;
+            return Ok(Some(Login {
+                mailbox,
+                app_password: Some(name),
+            }));
         }
+        if self.auth_cache.hit(a.id, &a.password, password)
+            || verify_password(&a.password, password)
+        {
+            self.auth_cache.remember(a.id, &a.password, password);
+            return Ok(Some(Login {
+                mailbox,
+                app_password: None,
+            }));
+        }
+        Ok(None)
+    }
+
+    /// Creates an application password named `name` and returns it; it is shown only once.
+    pub fn add_app_password(&self, address: &str, name: &str) -> Result<String> {
+        let address = parse_address(address)?;
+        app_password::check_name(name)?;
+        let secret = app_password::generate();
+        self.store
+            .add_app_password(&address, name, &app_password::digest(&secret))?;
+        Ok(secret)
+    }
+
+    pub fn remove_app_password(&self, address: &str, name: &str) -> Result<()> {
+        Ok(self
+            .store
+            .remove_app_password(&parse_address(address)?, name)?)
+    }
+
+    pub fn list_app_passwords(&self, address: &str) -> Result<Vec<facteur_store::AppPassword>> {
+        let address = parse_address(address)?;
+        if self
+            .store
+            .account(&address.domain, &address.folded_local())?
+            .is_none()
+        {
+            return Err(DirectoryError::Invalid(format!("no account {address}")));
+        }
+        Ok(self.store.list_app_passwords(&address)?)
     }
 
     /// Current usage and quota of an account (bytes; quota 0 means none).

@@ -166,7 +166,8 @@ fn authenticate_checks_password_and_folds_case() {
         .authenticate("Alice@Example.com", "pw")
         .unwrap()
         .unwrap();
-    assert_eq!(m.address, "alice@example.com");
+    assert_eq!(m.mailbox.address, "alice@example.com");
+    assert_eq!(m.app_password, None);
     assert!(
         f.dir
             .authenticate("alice@example.com", "wrong")
@@ -184,5 +185,63 @@ fn authenticate_checks_password_and_folds_case() {
             .authenticate("not an address", "pw")
             .unwrap()
             .is_none()
+    );
+}
+
+#[test]
+fn application_passwords_log_in_and_can_be_revoked() {
+    let f = fixture("app");
+    let phone = f
+        .dir
+        .add_app_password("alice@example.com", "phone")
+        .unwrap();
+    assert_eq!(phone.len(), 24);
+    assert!(
+        f.dir
+            .add_app_password("alice@example.com", "phone")
+            .is_err(),
+        "names are unique"
+    );
+    assert!(
+        f.dir
+            .add_app_password("alice@example.com", "bad name")
+            .is_err()
+    );
+    let login = f
+        .dir
+        .authenticate("alice@example.com", &phone)
+        .unwrap()
+        .unwrap();
+    assert_eq!(login.app_password.as_deref(), Some("phone"));
+    assert!(
+        f.dir
+            .authenticate("bob@example.com", &phone)
+            .unwrap()
+            .is_none(),
+        "only for its account"
+    );
+    let listed = f.dir.list_app_passwords("alice@example.com").unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].last_used.is_some());
+    assert!(
+        f.dir
+            .authenticate("alice@example.com", "pw")
+            .unwrap()
+            .is_some(),
+        "the main password still works"
+    );
+    f.dir
+        .remove_app_password("alice@example.com", "phone")
+        .unwrap();
+    assert!(
+        f.dir
+            .authenticate("alice@example.com", &phone)
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        f.dir
+            .remove_app_password("alice@example.com", "phone")
+            .is_err()
     );
 }

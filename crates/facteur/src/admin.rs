@@ -48,6 +48,20 @@ pub enum AccountCommand {
     },
     /// Change an account's quota in bytes (0: none).
     Quota { address: String, bytes: u64 },
+    /// Named, revocable passwords for devices and programs, usable wherever the account's
+    /// password is.
+    #[command(subcommand, name = "app-password")]
+    AppPassword(AppPasswordCommand),
+}
+
+#[derive(Subcommand)]
+pub enum AppPasswordCommand {
+    /// Make a new application password NAME for ADDRESS; it is printed once.
+    Add { address: String, name: String },
+    /// List an account's application passwords (names and last use, never the secrets).
+    List { address: String },
+    /// Revoke one.
+    Remove { address: String, name: String },
 }
 
 #[derive(Subcommand)]
@@ -173,6 +187,23 @@ pub fn account(config: &Config, cmd: AccountCommand) -> anyhow::Result<ExitCode>
         AccountCommand::Quota { address, bytes } => {
             dir.set_quota(&address, bytes)?;
             println!("quota of {address} set to {bytes} bytes");
+        }
+        AccountCommand::AppPassword(AppPasswordCommand::Add { address, name }) => {
+            let secret = dir.add_app_password(&address, &name)?;
+            println!("application password {name} added for {address}");
+            println!("password: {secret}");
+        }
+        AccountCommand::AppPassword(AppPasswordCommand::List { address }) => {
+            for p in dir.list_app_passwords(&address)? {
+                let used = p
+                    .last_used
+                    .map_or_else(|| "never".to_string(), |t| t.to_string());
+                println!("{}\tcreated={}\tlast_used={used}", p.name, p.created);
+            }
+        }
+        AccountCommand::AppPassword(AppPasswordCommand::Remove { address, name }) => {
+            dir.remove_app_password(&address, &name)?;
+            println!("application password {name} of {address} revoked");
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -171,3 +171,63 @@ fn a_taken_port_names_the_key_and_exits_unless_told_to_continue() {
     server.kill().unwrap();
     server.wait().unwrap();
 }
+
+#[test]
+fn application_passwords_are_printed_once_listed_and_revoked() {
+    let env = Env::new("cli-app", "");
+    env.setup(&["alice@example.test"]);
+    let out = env.must(
+        &[
+            "account",
+            "app-password",
+            "add",
+            "alice@example.test",
+            "phone",
+        ],
+        None,
+    );
+    let secret = out
+        .lines()
+        .find_map(|l| l.strip_prefix("password: "))
+        .expect("secret printed")
+        .to_string();
+    assert_eq!(secret.len(), 24);
+    let (ok, _, err) = env.cli(
+        &[
+            "account",
+            "app-password",
+            "add",
+            "alice@example.test",
+            "phone",
+        ],
+        None,
+    );
+    assert!(!ok && err.contains("already"), "{err}");
+    let list = env.must(
+        &["account", "app-password", "list", "alice@example.test"],
+        None,
+    );
+    assert!(
+        list.starts_with("phone\tcreated=")
+            && list.contains("last_used=never")
+            && !list.contains(&secret),
+        "{list}"
+    );
+    env.must(
+        &[
+            "account",
+            "app-password",
+            "remove",
+            "alice@example.test",
+            "phone",
+        ],
+        None,
+    );
+    assert_eq!(
+        env.must(
+            &["account", "app-password", "list", "alice@example.test"],
+            None
+        ),
+        ""
+    );
+}

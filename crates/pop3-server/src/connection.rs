@@ -201,8 +201,8 @@ impl Connection {
         };
         let verified =
             tokio::task::spawn_blocking(move || directory.authenticate(&user, &password)).await;
-        let mailbox = match verified {
-            Ok(Ok(Some(m))) => m,
+        let (mailbox, app_password) = match verified {
+            Ok(Ok(Some(login))) => (login.mailbox, login.app_password),
             Ok(Ok(None)) => return LoginResult::BadCredentials,
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "directory lookup failed");
@@ -222,7 +222,9 @@ impl Connection {
         }
         match self.maildrop(&mailbox) {
             Ok((inbox, messages)) => {
-                tracing::info!(remote = %self.peer, user = %mailbox.address, messages = messages.len(), "login");
+                let via = app_password
+                    .map_or_else(|| "password".to_string(), |n| format!("app-password:{n}"));
+                tracing::info!(remote = %self.peer, user = %mailbox.address, via, messages = messages.len(), "login");
                 let sizes = messages.iter().map(|m| (m.uid, m.size)).collect();
                 self.open = Some(Open {
                     mailbox,

@@ -300,3 +300,38 @@ async fn per_ip_connection_cap() {
     );
     assert!(second.read_line().await.is_none());
 }
+
+/// An application password logs in like the account's password and is logged by name.
+#[tokio::test]
+async fn application_password_logs_in() {
+    let server = start("app-password", facteur_config::Pop3::default()).await;
+    let directory = Directory::new(
+        server.store.clone(),
+        DirectoryOptions {
+            subaddress_separator: "+".into(),
+            default_quota: 0,
+            auth_cache_ttl: std::time::Duration::ZERO,
+        },
+    );
+    let secret = directory
+        .add_app_password("alice@example.com", "laptop")
+        .unwrap();
+    let cert = server.dir.join("tls/self-signed.crt");
+    let target = Target {
+        addr: server.pop3s,
+        cert: &cert,
+        server_name: "mx.example.com",
+        implicit_tls: true,
+    };
+    let mut c = Client::connect(&target).await;
+    c.line("greeting").await;
+    c.send(format!("USER alice@example.com\r\nPASS {secret}\r\n").as_bytes())
+        .await;
+    c.line("USER").await;
+    assert_eq!(
+        c.line("PASS").await,
+        "+OK maildrop has 3 messages (210 octets)"
+    );
+    let used = directory.list_app_passwords("alice@example.com").unwrap();
+    assert!(used[0].last_used.is_some());
+}

@@ -9,6 +9,7 @@
 //! - concurrent deliveries share one transaction and one fsync (group commit, [`writer`]).
 #![forbid(unsafe_code)]
 
+mod app_password;
 mod blob;
 mod check;
 mod directory;
@@ -16,6 +17,7 @@ mod mailbox;
 mod schema;
 mod writer;
 
+pub use app_password::AppPassword;
 pub use blob::{Blob, BlobHash, BlobWriter};
 pub use check::CheckReport;
 pub use directory::{AccountRecord, AliasRecord};

@@ -73,6 +73,19 @@ const MIGRATIONS: &[&str] = &[
     ",
     // 2: header fields parsed once at delivery, for SEARCH and FETCH without the blob.
     "ALTER TABLE messages ADD COLUMN headers TEXT NOT NULL DEFAULT '[]';",
+    // 3: application passwords.
+    "
+    CREATE TABLE app_passwords (
+        id INTEGER PRIMARY KEY,
+        account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        digest TEXT NOT NULL,              -- SHA-256 of the generated secret, hex
+        created INTEGER NOT NULL,
+        last_used INTEGER,
+        UNIQUE (account_id, name)
+    );
+    CREATE INDEX app_passwords_digest ON app_passwords(account_id, digest);
+    ",
 ];
 
 /// Brings the schema to the newest version, one transaction per migration.
