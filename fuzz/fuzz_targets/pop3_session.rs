@@ -13,6 +13,7 @@ fuzz_target!(|data: &[u8]| {
         plaintext_auth: head & 1 == 1,
         expire_days: None,
         login_delay_secs: None,
+        sasl_mechanisms: vec!["PLAIN".into(), "LOGIN".into()],
         max_line_length: 256,
         max_auth_failures: 3,
         max_errors: 10,
@@ -27,7 +28,8 @@ fuzz_target!(|data: &[u8]| {
                 Event::Authenticate { password, .. } => {
                     session.login_result(if password.len() % 2 == 0 { LoginResult::Accepted(maildrop()) } else { LoginResult::BadCredentials })
                 }
-                Event::AuthenticatePlain { .. } => session.login_result(LoginResult::Accepted(maildrop())),
+                Event::Sasl { mechanism, first: true, .. } => session.sasl_challenge(mechanism, ""),
+                Event::Sasl { .. } => session.login_result(LoginResult::Accepted(maildrop())),
                 Event::Fetch { uid } => session.fetched((uid != 2).then(|| b"Subject: x\r\n\r\n.body".to_vec())),
                 Event::Update(u) => session.updated(true, 3 - u.deleted.len().min(3)),
                 Event::StartTls => session.tls_started(),

@@ -1,5 +1,9 @@
-//! SASL mechanisms, sans-IO (RFC 4422), shared by POP3 (RFC 5034), IMAP and submission.
-//! PLAIN (RFC 4616) only: every exchange runs over TLS, where PLAIN is what clients use.
+//! SASL mechanisms, sans-IO (RFC 4422), shared by POP3 (RFC 5034), IMAP and submission:
+//! PLAIN (RFC 4616) and LOGIN (draft-murchison-sasl-login, what Outlook and many phones send).
+//! Both carry the password itself, so protocols offer them only over TLS.
+//!
+//! An [`Exchange`] turns client responses (already base64-decoded) into the next challenge or
+//! the credentials to verify; it never touches the directory.
 
 /// Credentials decoded from a SASL exchange.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,10 +25,111 @@ pub enum SaslError {
     ProxyDenied,
 }
 
+/// The mechanisms facteur offers, in the order servers list them.
+pub const MECHANISMS: [&str; 2] = ["PLAIN", "LOGIN"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mechanism {
+    Plain,
+    Login,
+}
+
+impl Mechanism {
+    pub fn parse(name: &str) -> Option<Mechanism> {
+        match name.to_ascii_uppercase().as_str() {
+            "PLAIN" => Some(Mechanism::Plain),
+            "LOGIN" => Some(Mechanism::Login),
+            _ => None,
+        }
+    }
+}
+
+/// What the server does next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Send this challenge (raw; the protocol base64-encodes it).
+    Challenge(Vec<u8>),
+    /// The exchange is complete: verify these credentials.
+    Verify(Credentials),
+    Fail(SaslError),
+}
+
+#[derive(Debug)]
+enum ExchangeState {
+    Start,
+    LoginUser,
+    LoginPassword(String),
+    Done,
+}
+
+/// One server-side SASL exchange.
+#[derive(Debug)]
+pub struct Exchange {
+    mechanism: Mechanism,
+    state: ExchangeState,
+}
+
+impl Exchange {
+    pub fn new(mechanism: Mechanism) -> Exchange {
+        Exchange {
+            mechanism,
+            state: ExchangeState::Start,
+        }
+    }
+
+    /// The first step: the initial response if the client sent one (RFC 4422 §3.3), else the
+    /// first challenge.
+    pub fn start(&mut self, initial: Option<&[u8]>) -> Step {
+        match (self.mechanism, initial) {
+            (_, Some(response)) => self.step(response),
+            (Mechanism::Plain, None) => Step::Challenge(Vec::new()),
+            (Mechanism::Login, None) => {
+                self.state = ExchangeState::LoginUser;
+                Step::Challenge(b"Username:".to_vec())
+            }
+        }
+    }
+
+    /// A client response (decoded).
+    pub fn step(&mut self, response: &[u8]) -> Step {
+        let state = std::mem::replace(&mut self.state, ExchangeState::Done);
+        match (self.mechanism, state) {
+            (Mechanism::Plain, ExchangeState::Start) => match decode_plain(response) {
+                Ok(c) => Step::Verify(c),
+                Err(e) => Step::Fail(e),
+            },
+            // LOGIN with an initial response: it is the user name.
+            (Mechanism::Login, ExchangeState::Start | ExchangeState::LoginUser) => {
+                match String::from_utf8(response.to_vec()) {
+                    Ok(user) if !user.is_empty() => {
+                        self.state = ExchangeState::LoginPassword(user);
+                        Step::Challenge(b"Password:".to_vec())
+                    }
+                    _ => Step::Fail(SaslError::Malformed),
+                }
+            }
+            (Mechanism::Login, ExchangeState::LoginPassword(user)) => {
+                match String::from_utf8(response.to_vec()) {
+                    Ok(password) if !password.is_empty() => Step::Verify(Credentials {
+                        authzid: String::new(),
+                        authcid: user,
+                        password,
+                    }),
+                    _ => Step::Fail(SaslError::Malformed),
+                }
+            }
+            _ => Step::Fail(SaslError::Malformed),
+        }
+    }
+}
+
 /// Decodes a PLAIN response `base64(authzid NUL authcid NUL passwd)` (RFC 4616 §2).
 pub fn plain(response_b64: &str) -> Result<Credentials, SaslError> {
-    let raw = decode_base64(response_b64.trim()).ok_or(SaslError::Base64)?;
-    let text = String::from_utf8(raw).map_err(|_| SaslError::Malformed)?;
+    decode_plain(&decode_base64(response_b64.trim()).ok_or(SaslError::Base64)?)
+}
+
+fn decode_plain(raw: &[u8]) -> Result<Credentials, SaslError> {
+    let text = String::from_utf8(raw.to_vec()).map_err(|_| SaslError::Malformed)?;
     let mut parts = text.split('\0');
     let (Some(authzid), Some(authcid), Some(password), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -42,6 +147,26 @@ pub fn plain(response_b64: &str) -> Result<Credentials, SaslError> {
         authzid: authzid.into(),
         password: password.into(),
     })
+}
+
+/// Standard base64 with padding (RFC 4648 §4).
+pub fn encode_base64(data: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &b)| n | (b as u32) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 /// Standard base64 with padding (RFC 4648 §4), as SASL uses; None on any invalid input.
@@ -97,6 +222,52 @@ mod tests {
         );
         assert_eq!(plain("not base64!"), Err(SaslError::Base64));
         assert_eq!(plain("AGFsaWNl"), Err(SaslError::Malformed)); // "\0alice"
+    }
+
+    #[test]
+    fn login_exchange_with_and_without_initial_response() {
+        let mut x = Exchange::new(Mechanism::Login);
+        assert_eq!(x.start(None), Step::Challenge(b"Username:".to_vec()));
+        assert_eq!(x.step(b"alice"), Step::Challenge(b"Password:".to_vec()));
+        let Step::Verify(c) = x.step(b"s3cret pass") else {
+            panic!()
+        };
+        assert_eq!(
+            (c.authcid.as_str(), c.password.as_str()),
+            ("alice", "s3cret pass")
+        );
+        let mut x = Exchange::new(Mechanism::Login);
+        assert_eq!(
+            x.start(Some(b"bob")),
+            Step::Challenge(b"Password:".to_vec())
+        );
+        assert_eq!(x.step(b""), Step::Fail(SaslError::Malformed));
+        let mut x = Exchange::new(Mechanism::Plain);
+        assert_eq!(x.start(None), Step::Challenge(vec![]));
+        assert!(matches!(
+            x.step(b"\0tim\0tanstaaftanstaaf"),
+            Step::Verify(_)
+        ));
+        assert_eq!(Mechanism::parse("login"), Some(Mechanism::Login));
+        assert_eq!(Mechanism::parse("CRAM-MD5"), None);
+    }
+
+    #[test]
+    fn base64_round_trips() {
+        for data in [
+            &b""[..],
+            b"f",
+            b"fo",
+            b"foo",
+            b"foob",
+            b"fooba",
+            b"foobar",
+            b"Username:",
+        ] {
+            let e = encode_base64(data);
+            assert_eq!(decode_base64(&e).unwrap(), data, "{e}");
+        }
+        assert_eq!(encode_base64(b"Password:"), "UGFzc3dvcmQ6");
     }
 
     #[test]

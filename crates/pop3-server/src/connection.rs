@@ -28,6 +28,8 @@ struct Connection {
     session: Session,
     out: Vec<u8>,
     open: Option<Open>,
+    /// The SASL exchange in progress.
+    sasl: Option<sasl::Exchange>,
     shutdown_seen: bool,
 }
 
@@ -45,6 +47,7 @@ pub async fn handle(stream: TcpStream, peer: SocketAddr, role: Role, ctx: Arc<Co
         plaintext_auth: ctx.settings.plaintext_auth,
         expire_days: ctx.settings.expire_days,
         login_delay_secs: ctx.settings.login_delay_secs,
+        sasl_mechanisms: sasl::MECHANISMS.iter().map(|m| m.to_string()).collect(),
         max_line_length: ctx.settings.max_line_length,
         max_auth_failures: 3,
         max_errors: 20,
@@ -55,6 +58,7 @@ pub async fn handle(stream: TcpStream, peer: SocketAddr, role: Role, ctx: Arc<Co
         session: Session::new(config, implicit),
         out: Vec::new(),
         open: None,
+        sasl: None,
         shutdown_seen: false,
     };
     let result = if implicit {
@@ -125,16 +129,14 @@ impl Connection {
                         let result = self.login(user, password).await;
                         self.session.login_result(result);
                     }
-                    Event::AuthenticatePlain { response } => {
-                        let result = match sasl::plain(&response) {
-                            Ok(c) => {
-                                self.session.set_user(&c.authcid);
-                                self.login(c.authcid, c.password).await
-                            }
-                            Err(_) => LoginResult::BadCredentials,
-                        };
-                        self.session.login_result(result);
-                    }
+                    Event::Sasl {
+                        mechanism,
+                        response,
+                        first,
+                    } => match self.sasl_step(&mechanism, response, first).await {
+                        Ok(challenge) => self.session.sasl_challenge(mechanism, &challenge),
+                        Err(result) => self.session.login_result(result),
+                    },
                     Event::AuthFailed { user } => {
                         // The stable line fail2ban matches (etc/fail2ban/filter.d/facteur.conf).
                         tracing::warn!(
@@ -192,6 +194,46 @@ impl Connection {
             Duration::from_secs(self.ctx.settings.timeout_secs),
         )
         .await
+    }
+
+    /// One step of an AUTH exchange: the next challenge (base64), or the end of the exchange.
+    async fn sasl_step(
+        &mut self,
+        mechanism: &str,
+        response: Option<String>,
+        first: bool,
+    ) -> Result<String, LoginResult> {
+        if first {
+            self.sasl = sasl::Mechanism::parse(mechanism).map(sasl::Exchange::new);
+        }
+        let decoded = match response.map(|r| sasl::decode_base64(&r)) {
+            None => None,
+            Some(Some(bytes)) => Some(bytes),
+            Some(None) => {
+                self.sasl = None;
+                return Err(LoginResult::BadCredentials);
+            }
+        };
+        let Some(exchange) = self.sasl.as_mut() else {
+            return Err(LoginResult::BadCredentials);
+        };
+        let step = if first {
+            exchange.start(decoded.as_deref())
+        } else {
+            exchange.step(decoded.as_deref().unwrap_or_default())
+        };
+        match step {
+            sasl::Step::Challenge(c) => Ok(sasl::encode_base64(&c)),
+            sasl::Step::Verify(c) => {
+                self.sasl = None;
+                self.session.set_user(&c.authcid);
+                Err(self.login(c.authcid, c.password).await)
+            }
+            sasl::Step::Fail(_) => {
+                self.sasl = None;
+                Err(LoginResult::BadCredentials)
+            }
+        }
     }
 
     async fn login(&mut self, user: String, password: String) -> LoginResult {

@@ -180,6 +180,8 @@ transcripts! {
     rfc1939_message_expunged_by_imap_during_session => "06-concurrent-expunge.txt", None;
     rfc2449_expire_zero_deletes_retrieved => "07-expire.txt", Some(0);
     rfc1939_errors_and_limits => "08-errors.txt", None;
+    rfc4616_auth_plain_continuation_succeeds => "09-auth-success.txt", None;
+    sasl_login_with_initial_response => "10-auth-login.txt", None;
 }
 
 /// RFC 2449 §8.1.2: a second session on a locked maildrop gets [IN-USE]; the lock goes with

@@ -14,6 +14,8 @@ pub struct Config {
     pub expire_days: Option<u32>,
     /// RFC 2449 §6.8 LOGIN-DELAY in seconds.
     pub login_delay_secs: Option<u32>,
+    /// SASL mechanisms offered once login is allowed, upper case.
+    pub sasl_mechanisms: Vec<String>,
     pub max_line_length: usize,
     /// Failed logins before the connection is closed.
     pub max_auth_failures: u32,
@@ -60,9 +62,12 @@ pub enum Event {
         user: String,
         password: String,
     },
-    /// AUTH PLAIN (RFC 5034): decode the base64 response (RFC 4616), then answer `login_result`.
-    AuthenticatePlain {
-        response: String,
+    /// A step of an AUTH exchange (RFC 5034): the client's base64 response (`None` when a
+    /// first step has no initial response). Answer `sasl_challenge` or `login_result`.
+    Sasl {
+        mechanism: String,
+        response: Option<String>,
+        first: bool,
     },
     /// Answer with `fetched(content)`; None when the message is gone.
     Fetch {
@@ -117,7 +122,8 @@ enum Pending {
 enum State {
     Authorization {
         user: Option<String>,
-        awaiting_sasl: bool,
+        /// The SASL mechanism whose exchange awaits the client's next response.
+        sasl: Option<String>,
     },
     AwaitLogin,
     Transaction(Maildrop),
@@ -145,7 +151,7 @@ impl Session {
             config,
             state: State::Authorization {
                 user: None,
-                awaiting_sasl: false,
+                sasl: None,
             },
             lines,
             events: VecDeque::new(),
@@ -212,7 +218,7 @@ impl Session {
         self.lines.clear();
         self.state = State::Authorization {
             user: None,
-            awaiting_sasl: false,
+            sasl: None,
         };
     }
 
@@ -220,7 +226,7 @@ impl Session {
         debug_assert!(matches!(self.state, State::AwaitLogin));
         self.state = State::Authorization {
             user: None,
-            awaiting_sasl: false,
+            sasl: None,
         };
         match result {
             LoginResult::Accepted(messages) => {
@@ -330,11 +336,11 @@ impl Session {
     fn handle(&mut self, line: &str) {
         let state = std::mem::replace(&mut self.state, State::Closed);
         if let State::Authorization {
-            awaiting_sasl: true,
+            sasl: Some(mechanism),
             ..
         } = state
         {
-            self.state = self.sasl_response(line);
+            self.state = self.sasl_response(mechanism, Some(line), false);
             return;
         }
         let (verb, arg) = line.split_once(' ').unwrap_or((line, ""));
@@ -358,19 +364,19 @@ impl Session {
                     self.refuse_plaintext();
                     State::Authorization {
                         user: None,
-                        awaiting_sasl: false,
+                        sasl: None,
                     }
                 } else if arg.trim().is_empty() {
                     self.error("USER needs a name");
                     State::Authorization {
                         user: None,
-                        awaiting_sasl: false,
+                        sasl: None,
                     }
                 } else {
                     self.line("+OK send PASS");
                     State::Authorization {
                         user: Some(arg.trim().to_string()),
-                        awaiting_sasl: false,
+                        sasl: None,
                     }
                 }
             }
@@ -387,7 +393,7 @@ impl Session {
                 self.error("USER first");
                 State::Authorization {
                     user: None,
-                    awaiting_sasl: false,
+                    sasl: None,
                 }
             }
             (State::Authorization { .. }, "AUTH") => self.auth(arg),
@@ -396,7 +402,7 @@ impl Session {
                 self.error("APOP is not available; use USER/PASS or AUTH PLAIN over TLS");
                 State::Authorization {
                     user: None,
-                    awaiting_sasl: false,
+                    sasl: None,
                 }
             }
             (state @ State::Authorization { .. }, _) => {
@@ -517,7 +523,9 @@ impl Session {
         if !in_transaction {
             if self.plaintext_allowed() {
                 caps.push("USER".into());
-                caps.push("SASL PLAIN".into());
+                if !self.config.sasl_mechanisms.is_empty() {
+                    caps.push(format!("SASL {}", self.config.sasl_mechanisms.join(" ")));
+                }
             }
             if self.config.tls_available && !self.tls {
                 caps.push("STLS".into());
@@ -551,17 +559,11 @@ impl Session {
     fn stls(&mut self, user: Option<String>) -> State {
         if self.tls {
             self.error("TLS already active");
-            return State::Authorization {
-                user,
-                awaiting_sasl: false,
-            };
+            return State::Authorization { user, sasl: None };
         }
         if !self.config.tls_available {
             self.error("TLS not available");
-            return State::Authorization {
-                user,
-                awaiting_sasl: false,
-            };
+            return State::Authorization { user, sasl: None };
         }
         self.line("+OK Begin TLS negotiation");
         self.events.push_back(Event::StartTls);
@@ -573,21 +575,26 @@ impl Session {
         let mut words = arg.split_whitespace();
         let idle = State::Authorization {
             user: None,
-            awaiting_sasl: false,
+            sasl: None,
+        };
+        let offered = if self.plaintext_allowed() {
+            self.config.sasl_mechanisms.clone()
+        } else {
+            Vec::new()
         };
         match (words.next().map(|m| m.to_ascii_uppercase()), words.next()) {
             // RFC 5034 §4 does not define a bare AUTH; clients use it to list mechanisms.
             (None, _) => {
-                let list = if self.plaintext_allowed() {
-                    "+OK\r\nPLAIN\r\n.\r\n"
-                } else {
-                    "+OK\r\n.\r\n"
-                };
-                self.events
-                    .push_back(Event::Reply(list.as_bytes().to_vec()));
+                let mut list = String::from("+OK\r\n");
+                for m in &offered {
+                    list.push_str(m);
+                    list.push_str("\r\n");
+                }
+                list.push_str(".\r\n");
+                self.events.push_back(Event::Reply(list.into_bytes()));
                 idle
             }
-            (Some(m), _) if m != "PLAIN" => {
+            (Some(m), _) if !self.config.sasl_mechanisms.contains(&m) => {
                 self.error("unsupported SASL mechanism");
                 idle
             }
@@ -595,33 +602,39 @@ impl Session {
                 self.refuse_plaintext();
                 idle
             }
-            (Some(_), None) => {
-                self.line("+ ");
-                State::Authorization {
-                    user: None,
-                    awaiting_sasl: true,
-                }
-            }
             // RFC 5034 §4: "=" is an empty initial response.
-            (Some(_), Some(initial)) => {
-                self.sasl_response(if initial == "=" { "" } else { initial })
+            (Some(m), initial) => {
+                self.sasl_response(m, initial.map(|i| if i == "=" { "" } else { i }), true)
             }
         }
     }
 
-    fn sasl_response(&mut self, response: &str) -> State {
-        if response.trim() == "*" {
+    fn sasl_response(&mut self, mechanism: String, response: Option<&str>, first: bool) -> State {
+        if response.is_some_and(|r| r.trim() == "*") {
             self.error("authentication cancelled");
             return State::Authorization {
                 user: None,
-                awaiting_sasl: false,
+                sasl: None,
             };
         }
         self.pending_user.clear();
-        self.events.push_back(Event::AuthenticatePlain {
-            response: response.trim().to_string(),
+        let response = response.map(|r| r.trim().to_string());
+        self.events.push_back(Event::Sasl {
+            mechanism,
+            response,
+            first,
         });
         State::AwaitLogin
+    }
+
+    /// Answers a `Sasl` step with the next challenge (base64, RFC 5034 §4 "+ " line).
+    pub fn sasl_challenge(&mut self, mechanism: String, challenge_b64: &str) {
+        debug_assert!(matches!(self.state, State::AwaitLogin));
+        self.line(&format!("+ {challenge_b64}"));
+        self.state = State::Authorization {
+            user: None,
+            sasl: Some(mechanism),
+        };
     }
 
     /// The driver decoded the SASL response: record who is logging in, for logs.

@@ -9,6 +9,7 @@ fn config() -> Config {
         plaintext_auth: false,
         expire_days: None,
         login_delay_secs: None,
+        sasl_mechanisms: vec!["PLAIN".into(), "LOGIN".into()],
         max_line_length: 256,
         max_auth_failures: 3,
         max_errors: 10,
@@ -55,14 +56,21 @@ impl Run {
                 Event::Reply(b) => self.out.push_str(&String::from_utf8(b).unwrap()),
                 Event::StartTls => self.s.tls_started(),
                 Event::Authenticate { user, password } => self.login(&user, &password),
-                Event::AuthenticatePlain { response } => {
+                Event::Sasl {
+                    mechanism,
+                    response,
+                    first,
+                } => match (mechanism.as_str(), response.as_deref(), first) {
                     // "\0alice\0secret"
-                    if response == "AGFsaWNlAHNlY3JldA==" {
-                        self.login("alice", "secret")
-                    } else {
-                        self.login("?", "?")
+                    ("PLAIN", Some("AGFsaWNlAHNlY3JldA=="), _) => self.login("alice", "secret"),
+                    ("PLAIN", None, true) => self.s.sasl_challenge(mechanism, ""),
+                    ("LOGIN", None, true) => self.s.sasl_challenge(mechanism, "VXNlcm5hbWU6"),
+                    ("LOGIN", Some("YWxpY2U="), false) => {
+                        self.s.sasl_challenge(mechanism, "UGFzc3dvcmQ6")
                     }
-                }
+                    ("LOGIN", Some("c2VjcmV0"), false) => self.login("alice", "secret"),
+                    _ => self.login("?", "?"),
+                },
                 Event::Fetch { uid } => {
                     let content = (Some(uid) != self.removed_uid)
                         .then(|| MESSAGES[uid as usize - 1].to_vec());
@@ -125,7 +133,9 @@ fn plaintext_login_is_refused_before_tls_then_allowed_after_stls() {
     );
     let capa = r.send("CAPA\r\n");
     assert!(
-        capa.contains("USER\r\n") && capa.contains("SASL PLAIN\r\n") && !capa.contains("STLS"),
+        capa.contains("USER\r\n")
+            && capa.contains("SASL PLAIN LOGIN\r\n")
+            && !capa.contains("STLS"),
         "{capa}"
     );
     assert_eq!(r.send("USER alice\r\n"), "+OK send PASS\r\n");
@@ -196,7 +206,10 @@ fn quit_in_authorization_does_not_update() {
 #[test]
 fn sasl_plain_with_continuation_and_failures() {
     let mut r = Run::new(true);
-    assert_eq!(r.send("AUTH\r\n"), "+OK\r\nPLAIN\r\n.\r\n");
+    assert_eq!(r.send("AUTH\r\n"), "+OK\r\nPLAIN\r\nLOGIN\r\n.\r\n");
+    assert_eq!(r.send("AUTH LOGIN\r\n"), "+ VXNlcm5hbWU6\r\n");
+    assert_eq!(r.send("YWxpY2U=\r\n"), "+ UGFzc3dvcmQ6\r\n");
+    assert_eq!(r.send("*\r\n"), "-ERR authentication cancelled\r\n");
     assert_eq!(r.send("AUTH PLAIN\r\n"), "+ \r\n");
     assert_eq!(r.send("*\r\n"), "-ERR authentication cancelled\r\n");
     assert_eq!(r.send("AUTH PLAIN\r\n"), "+ \r\n");
