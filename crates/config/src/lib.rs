@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read {path}: {source}")]
+    // The cause is the error's source: printed once by whoever prints the chain.
+    #[error("cannot read {path}")]
     Read {
         path: PathBuf,
         source: std::io::Error,
@@ -305,18 +306,41 @@ impl Config {
     }
 }
 
-/// Turns a TOML error into one line: `line L, column C: message`.
+/// Turns a TOML error into one line: `line L, column C: key `K`: message`.
 fn describe(text: &str, e: &toml::de::Error) -> String {
     let message = e.message().trim().to_string();
-    match e.span() {
-        Some(span) => {
-            let before = &text[..span.start.min(text.len())];
-            let line = before.matches('\n').count() + 1;
-            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-            format!("line {line}, column {column}: {message}")
+    let Some(span) = e.span() else { return message };
+    let before = &text[..span.start.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    match key_at(text, line) {
+        Some(key)
+            if !message.contains(&format!("`{}`", key.rsplit('.').next().unwrap_or(&key))) =>
+        {
+            format!("line {line}, column {column}: key `{key}`: {message}")
         }
-        None => message,
+        _ => format!("line {line}, column {column}: {message}"),
     }
+}
+
+/// The dotted key assigned on `line` (1-based): `section.key`, from the nearest `[section]`
+/// header above. None when the line is not a `key = value` line.
+fn key_at(text: &str, line: usize) -> Option<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let (key, _) = lines.get(line - 1)?.split_once('=')?;
+    let key = key.trim().trim_matches('"');
+    if key.is_empty() || key.starts_with('[') {
+        return None;
+    }
+    let section = lines[..line - 1]
+        .iter()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix('[').and_then(|h| h.strip_suffix(']')))
+        .map(|h| h.trim().to_string());
+    Some(match section {
+        Some(section) => format!("{section}.{key}"),
+        None => key.to_string(),
+    })
 }
 
 /// The machine's host name, as the kernel knows it.
@@ -350,10 +374,25 @@ mod tests {
     }
 
     #[test]
-    fn bad_listen_address_names_line() {
+    fn bad_listen_address_names_line_and_key() {
         let err = Config::parse("[listen]\nsmtp = [\"localhost\"]\n").unwrap_err();
         assert!(err.starts_with("line 2"), "{err}");
-        assert!(err.contains("localhost"), "{err}");
+        assert!(
+            err.contains("localhost") && err.contains("`listen.smtp`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn wrong_type_names_the_key() {
+        let err = Config::parse("shutdown_grace_secs = \"ten\"\n").unwrap_err();
+        assert!(err.contains("key `shutdown_grace_secs`"), "{err}");
+        let err = Config::parse("hostname = \"mx.example.com\"\n\n[smtp]\nmax_recipients = -1\n")
+            .unwrap_err();
+        assert!(
+            err.starts_with("line 4") && err.contains("key `smtp.max_recipients`"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -66,6 +66,11 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
     })
     .context("opening the store")?;
     store.clean_temp_files();
+    match store.remove_unreferenced_files() {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(files = n, "removed blob files a crash left unreferenced"),
+        Err(e) => tracing::warn!(error = %e, "could not look for unreferenced blob files"),
+    }
     let directory = Directory::new(
         store.clone(),
         DirectoryOptions {

@@ -284,6 +284,12 @@ impl<R> Session<R> {
     }
 
     fn step_command(&mut self) -> bool {
+        // Shutting down: a session back at a command boundary is told at once, without waiting
+        // for its next command; a chunked message (between BDAT chunks) is let finish first.
+        if self.shutting_down && !matches!(self.state, State::ExpectBdat(..)) {
+            self.close_with(reply::shutting_down(&self.config.hostname));
+            return true;
+        }
         let line = match self.lines.next_line() {
             Next::NeedMore => return false,
             // RFC 5321 §4.5.3.1.4: refuse once; the rest of the line is dropped unseen.
@@ -293,10 +299,6 @@ impl<R> Session<R> {
             }
             Next::Line(line) => line,
         };
-        if self.shutting_down {
-            self.close_with(reply::shutting_down(&self.config.hostname));
-            return true;
-        }
         match command::parse(&line) {
             Ok(cmd) => self.handle(cmd),
             Err(r) => self.client_error(r),

@@ -4,7 +4,8 @@
 //! for a whole group commit). Larger ones become files `blobs/hh/<hash>`, made durable before
 //! any row names them: temp file, fsync, rename, fsync of the directory (the chasquid `safeio`
 //! order). A crash between the rename and the commit leaves an unreferenced file, which
-//! `check` reports and garbage collection removes; never a row without its content.
+//! `check` reports and the server removes at its next start
+//! (`Store::remove_unreferenced_files`); never a row without its content.
 
 use crate::{Result, io_err};
 use sha2::{Digest, Sha256};

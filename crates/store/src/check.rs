@@ -111,14 +111,15 @@ impl Store {
             }
             Ok(())
         })?;
-        report.unreferenced_files = self.count_unreferenced_files()?;
+        report.unreferenced_files = self.unreferenced_files()?.len() as u64;
         Ok(report)
     }
 
-    fn count_unreferenced_files(&self) -> Result<u64> {
-        let mut count = 0;
+    /// Blob files no row names: left by a crash between a file's rename and its commit.
+    fn unreferenced_files(&self) -> Result<Vec<std::path::PathBuf>> {
+        let mut found = Vec::new();
         let Ok(dirs) = std::fs::read_dir(self.data_dir().join("blobs")) else {
-            return Ok(0);
+            return Ok(found);
         };
         for dir in dirs.flatten() {
             for file in std::fs::read_dir(dir.path())
@@ -135,11 +136,21 @@ impl Store {
                         .exists([&hash.0[..]])?)
                 })?;
                 if !known {
-                    count += 1;
+                    found.push(file.path());
                 }
             }
         }
-        Ok(count)
+        Ok(found)
+    }
+
+    /// Deletes blob files no row names. Only the server calls it, at start, before it accepts
+    /// mail: then no delivery can be between a file's rename and its commit.
+    pub fn remove_unreferenced_files(&self) -> Result<usize> {
+        let files = self.unreferenced_files()?;
+        for f in &files {
+            let _ = std::fs::remove_file(f);
+        }
+        Ok(files.len())
     }
 }
 

@@ -214,6 +214,28 @@ fn check_reports_a_missing_blob_file() {
     assert_eq!(report.errors.len(), 1, "{report:?}");
 }
 
+#[test]
+fn unreferenced_blob_files_are_counted_then_removed() {
+    let t = temp_store("orphans", 0);
+    let s = &t.store;
+    // A finished file blob that no delivery committed: what a crash after the rename leaves.
+    let mut w = s.blob_writer();
+    w.write(b"never committed").unwrap();
+    let orphan = w.finish().unwrap();
+    let path = t
+        .dir
+        .join("blobs")
+        .join(&orphan.hash.to_hex()[..2])
+        .join(orphan.hash.to_hex());
+    assert!(path.exists());
+    let report = s.check().unwrap();
+    assert!(report.is_consistent());
+    assert_eq!(report.unreferenced_files, 1);
+    assert_eq!(s.remove_unreferenced_files().unwrap(), 1);
+    assert!(!path.exists());
+    assert_eq!(s.check().unwrap().unreferenced_files, 0);
+}
+
 #[tokio::test]
 async fn expunge_logs_uids_frees_quota_and_blobs() {
     let t = temp_store("expunge", 16);

@@ -225,17 +225,38 @@ fn lmtp_replies_per_recipient_and_requires_lhlo() {
 }
 
 #[test]
-fn shutdown_answers_421_at_the_next_command() {
+fn shutdown_lets_the_message_in_flight_finish_then_says_421() {
     let mut r = Run::new(false);
     r.send(b"EHLO c\r\nMAIL FROM:<>\r\nRCPT TO:<alice@example.com>\r\nDATA\r\n");
     r.session.shutdown();
+    let out = r.send(b"x\r\n.\r\n");
     assert_eq!(
-        codes(&r.send(b"x\r\n.\r\n")),
-        ["250 2.0.0"],
-        "the message in flight completes"
+        codes(&out),
+        ["250 2.0.0", "421 4.3.2"],
+        "completes, then 421 at once"
     );
-    assert_eq!(codes(&r.send(b"NOOP\r\n")), ["421 4.3.2"]);
     assert!(r.session.is_closed());
+}
+
+#[test]
+fn shutdown_lets_a_chunked_message_finish() {
+    let mut r = Run::new(false);
+    r.send(b"EHLO c\r\nMAIL FROM:<>\r\nRCPT TO:<alice@example.com>\r\nBDAT 3\r\nab\n");
+    r.session.shutdown();
+    let out = r.send(b"BDAT 4 LAST\r\ncd\r\n");
+    assert_eq!(
+        codes(&out),
+        ["554 5.6.0", "421 4.3.2"],
+        "the chunk is read and answered, then 421"
+    );
+    let mut r = Run::new(false);
+    r.send(b"EHLO c\r\nMAIL FROM:<>\r\nRCPT TO:<alice@example.com>\r\nBDAT 4\r\nab\r\n");
+    r.session.shutdown();
+    assert_eq!(
+        codes(&r.send(b"BDAT 2 LAST\r\ncd")),
+        ["250 2.0.0", "421 4.3.2"]
+    );
+    assert_eq!(r.body, b"ab\r\ncd");
 }
 
 #[test]
