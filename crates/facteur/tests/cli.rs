@@ -1,34 +1,26 @@
-//! The admin contract (docs/architecture.md): verbs, errors that say what is wrong, commands
-//! that work while the server runs, configuration and bind errors that name the key.
+//! The admin verbs' contract (docs/architecture.md): domains, accounts, aliases and
+//! application passwords, with errors that say what is wrong.
 
-mod common;
+mod harness;
 
-use common::{Env, Smtp, message, wait_exit};
-use std::net::TcpListener;
-use std::time::Duration;
+use harness::Site;
 
 #[test]
-fn domains_accounts_aliases() {
-    let env = Env::new("cli", "");
-    env.must(&["domain", "add", "Example.TEST"], None);
-    let (ok, _, err) = env.cli(&["domain", "add", "example.test"], None);
-    assert!(!ok && err.contains("exists already"), "{err}");
-    assert_eq!(env.must(&["domain", "list"], None), "example.test\n");
-    let (ok, _, err) = env.cli(
-        &["account", "add", "x@unknown.test", "--password-stdin"],
-        Some("pw\n"),
+fn domains_accounts_aliases_lifecycle() {
+    let site = Site::new("cli-lifecycle", "", "");
+    site.must(&["domain", "add", "Example.TEST"], None);
+    let dup = site.cli(&["domain", "add", "example.test"], None);
+    assert!(
+        !dup.ok && dup.stderr.contains("exists already"),
+        "{}",
+        dup.stderr
     );
-    assert!(!ok && err.contains("unknown domain"), "{err}");
-    env.must(
+    assert_eq!(site.must(&["domain", "list"], None), "example.test\n");
+    site.must(
         &["account", "add", "alice@example.test", "--password-stdin"],
         Some("pw\n"),
     );
-    let (ok, _, err) = env.cli(
-        &["account", "add", "Alice@example.test", "--password-stdin"],
-        Some("pw\n"),
-    );
-    assert!(!ok && err.contains("exists already"), "{err}");
-    let generated = env.must(&["account", "add", "bob@example.test"], None);
+    let generated = site.must(&["account", "add", "bob@example.test"], None);
     assert!(
         generated
             .lines()
@@ -36,19 +28,10 @@ fn domains_accounts_aliases() {
         "{generated}"
     );
     assert!(
-        env.must(&["account", "list"], None)
+        site.must(&["account", "list"], None)
             .contains("alice@example.test\tused=0\tquota=none")
     );
-    env.must(
-        &[
-            "account",
-            "passwd",
-            "alice@example.test",
-            "--password-stdin",
-        ],
-        Some("new\n"),
-    );
-    env.must(
+    site.must(
         &[
             "alias",
             "add",
@@ -58,125 +41,38 @@ fn domains_accounts_aliases() {
         ],
         None,
     );
-    let aliases = env.must(&["alias", "list"], None);
+    let aliases = site.must(&["alias", "list"], None);
     assert!(
         aliases.contains("team@example.test\talice@example.test")
             && aliases.contains("team@example.test\tbob@example.test")
     );
-    let (ok, _, err) = env.cli(
+    let remote = site.cli(
         &["alias", "add", "fwd@example.test", "x@elsewhere.test"],
         None,
     );
-    assert!(!ok && err.contains("not in a local domain"), "{err}");
-    let (ok, _, err) = env.cli(&["domain", "remove", "example.test"], None);
-    assert!(!ok && err.contains("remove them first"), "{err}");
-    env.must(&["alias", "remove", "team@example.test"], None);
-    env.must(&["account", "remove", "alice@example.test"], None);
-    env.must(&["account", "remove", "bob@example.test"], None);
-    env.must(&["domain", "remove", "example.test"], None);
-    assert_eq!(env.must(&["domain", "list"], None), "");
-}
-
-#[test]
-fn admin_commands_work_while_serving() {
-    let env = Env::new("cli-live", "");
-    env.must(&["domain", "add", "example.test"], None);
-    let mut server = env.serve();
-    env.must(
-        &["account", "add", "late@example.test", "--password-stdin"],
-        Some("pw\n"),
-    );
-    let mut c = Smtp::connect(env.smtp).unwrap();
-    c.reply();
-    c.command("EHLO client.test");
-    let reply = c.message(
-        "a@remote.test",
-        &["late@example.test"],
-        &message("<live@test>", 100),
-    );
-    assert!(reply.starts_with("250"), "{reply}");
-    assert_eq!(env.message_ids("late@example.test"), ["<live@test>"]);
-    server.kill().unwrap();
-    server.wait().unwrap();
-}
-
-#[test]
-fn check_config_prints_defaults_and_names_bad_keys() {
-    let env = Env::new("cli-config", "");
-    let empty = env.dir.join("empty.toml");
-    std::fs::write(&empty, "").unwrap();
-    let out = std::process::Command::new(common::BIN)
-        .args(["--config", empty.to_str().unwrap(), "check-config"])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("data_dir = \"./facteur-data\""));
-    let bad = env.dir.join("bad.toml");
-    std::fs::write(
-        &bad,
-        "hostname = \"mx.example.test\"\n[smtp]\nmax_recipient = 3\n",
-    )
-    .unwrap();
-    let out = std::process::Command::new(common::BIN)
-        .args(["--config", bad.to_str().unwrap(), "check-config"])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
     assert!(
-        err.contains("line 3") && err.contains("max_recipient"),
-        "{err}"
+        !remote.ok && remote.stderr.contains("not in a local domain"),
+        "{}",
+        remote.stderr
     );
-}
-
-#[test]
-fn a_taken_port_names_the_key_and_exits_unless_told_to_continue() {
-    let env = Env::new("cli-bind", "");
-    env.must(&["domain", "add", "example.test"], None);
-    let _taken = TcpListener::bind(("127.0.0.1", env.smtp)).unwrap();
-    let out = std::process::Command::new(common::BIN)
-        .args(["--config", env.config.to_str().unwrap(), "serve"])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let in_use = site.cli(&["domain", "remove", "example.test"], None);
     assert!(
-        err.contains("listen.smtp") && err.contains("already in use"),
-        "{err}"
+        !in_use.ok && in_use.stderr.contains("remove them first"),
+        "{}",
+        in_use.stderr
     );
-
-    let tolerant = Env::new("cli-bind-continue", "bind_failure = \"continue\"");
-    tolerant.must(&["domain", "add", "example.test"], None);
-    let _taken = TcpListener::bind(("127.0.0.1", tolerant.smtp)).unwrap();
-    let mut server = std::process::Command::new(common::BIN)
-        .args(["--config", tolerant.config.to_str().unwrap(), "serve"])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut greeted = false;
-    for _ in 0..100 {
-        if let Ok(mut c) = Smtp::connect(tolerant.lmtp)
-            && c.reply().starts_with("220")
-        {
-            greeted = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(greeted, "the LMTP role did not come up");
-    assert!(
-        wait_exit(&mut server, Duration::from_millis(200)).is_none(),
-        "serve exited"
-    );
-    server.kill().unwrap();
-    server.wait().unwrap();
+    site.must(&["alias", "remove", "team@example.test"], None);
+    site.must(&["account", "remove", "alice@example.test"], None);
+    site.must(&["account", "remove", "bob@example.test"], None);
+    site.must(&["domain", "remove", "example.test"], None);
+    assert_eq!(site.must(&["domain", "list"], None), "");
 }
 
 #[test]
 fn application_passwords_are_printed_once_listed_and_revoked() {
-    let env = Env::new("cli-app", "");
-    env.setup(&["alice@example.test"]);
-    let out = env.must(
+    let site = Site::new("cli-app", "", "");
+    site.setup(&["alice@example.test"]);
+    let out = site.must(
         &[
             "account",
             "app-password",
@@ -192,7 +88,7 @@ fn application_passwords_are_printed_once_listed_and_revoked() {
         .expect("secret printed")
         .to_string();
     assert_eq!(secret.len(), 24);
-    let (ok, _, err) = env.cli(
+    let dup = site.cli(
         &[
             "account",
             "app-password",
@@ -202,8 +98,8 @@ fn application_passwords_are_printed_once_listed_and_revoked() {
         ],
         None,
     );
-    assert!(!ok && err.contains("already"), "{err}");
-    let list = env.must(
+    assert!(!dup.ok && dup.stderr.contains("already"), "{}", dup.stderr);
+    let list = site.must(
         &["account", "app-password", "list", "alice@example.test"],
         None,
     );
@@ -213,7 +109,7 @@ fn application_passwords_are_printed_once_listed_and_revoked() {
             && !list.contains(&secret),
         "{list}"
     );
-    env.must(
+    site.must(
         &[
             "account",
             "app-password",
@@ -224,7 +120,7 @@ fn application_passwords_are_printed_once_listed_and_revoked() {
         None,
     );
     assert_eq!(
-        env.must(
+        site.must(
             &["account", "app-password", "list", "alice@example.test"],
             None
         ),
