@@ -19,3 +19,37 @@ pub async fn flush_out<S: AsyncWrite + Unpin>(
     written.map_err(|_| std::io::Error::other("write timed out"))??;
     stream.flush().await
 }
+
+/// What a driver's wait for input produced.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Input {
+    /// Bytes read into the buffer; 0 is the end of the stream.
+    Read(usize),
+    /// Shutdown began (reported once per connection: `shutdown_seen` remembers it).
+    Shutdown,
+    /// Nothing arrived within the timeout.
+    Timeout,
+}
+
+/// Waits for the next bytes from the client, for shutdown, or for the timeout, whichever comes
+/// first. Shutdown wins a tie, so a busy client cannot delay it.
+pub async fn next_input<S: tokio::io::AsyncRead + Unpin>(
+    stream: &mut S,
+    buf: &mut [u8],
+    timeout: Duration,
+    shutdown: &crate::Shutdown,
+    shutdown_seen: &mut bool,
+) -> std::io::Result<Input> {
+    use tokio::io::AsyncReadExt;
+    tokio::select! {
+        biased;
+        _ = shutdown.triggered(), if !*shutdown_seen => {
+            *shutdown_seen = true;
+            Ok(Input::Shutdown)
+        }
+        read = tokio::time::timeout(timeout, stream.read(buf)) => match read {
+            Ok(r) => r.map(Input::Read),
+            Err(_) => Ok(Input::Timeout),
+        },
+    }
+}

@@ -8,7 +8,7 @@ pub mod shutdown;
 pub mod tls;
 
 pub use accept::{Limits, accept_loop};
-pub use io::flush_out;
+pub use io::{Input, flush_out, next_input};
 pub use listen::{BindError, bind};
 pub use shutdown::Shutdown;
 pub use tls::{LoadedTls, TlsError, TlsSettings, load_tls};

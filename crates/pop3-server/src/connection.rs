@@ -3,12 +3,13 @@
 use crate::{Context, MaildropLock, Role};
 use facteur_directory::{Mailbox, sasl};
 use facteur_model::{MailboxId, Uid};
+use facteur_net::Input;
 use facteur_pop3_session::{Config, Event, LoginResult, Message, Session, UpdateRequest};
 use facteur_store::StoreError;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 const READ_CHUNK: usize = 16 * 1024;
@@ -165,20 +166,23 @@ impl Connection {
                 }
             }
             self.flush(stream).await?;
-            let n = tokio::select! {
-                biased;
-                _ = self.ctx.shutdown.triggered(), if !self.shutdown_seen => {
-                    self.shutdown_seen = true;
+            let input = facteur_net::next_input(
+                stream,
+                &mut buf,
+                idle,
+                &self.ctx.shutdown,
+                &mut self.shutdown_seen,
+            );
+            let n = match input.await? {
+                Input::Read(n) => n,
+                Input::Shutdown => {
                     self.session.shutdown();
                     continue;
                 }
-                read = tokio::time::timeout(idle, stream.read(&mut buf)) => match read {
-                    Ok(r) => r?,
-                    Err(_) => {
-                        self.session.timed_out();
-                        continue;
-                    }
-                },
+                Input::Timeout => {
+                    self.session.timed_out();
+                    continue;
+                }
             };
             if n == 0 {
                 return Ok(Ended::Closed);

@@ -4,11 +4,12 @@ use crate::received::{Trace, queue_id, received};
 use crate::{Context, Role, recipient};
 use facteur_delivery::{Envelope as DeliveryEnvelope, Outcome, Recipient as DeliveryRecipient};
 use facteur_directory::Mailbox;
+use facteur_net::Input;
 use facteur_smtp_session::{Config, Envelope, Event, Reply, Session, TlsInfo, reply};
 use facteur_store::BlobWriter;
 use std::net::SocketAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// Read buffer size; a read never holds more than this.
@@ -141,21 +142,24 @@ impl Connection<'_> {
             }
             // RFC 2920 §3.2: flush before blocking on input.
             self.flush(stream).await?;
-            let n = tokio::select! {
-                biased;
-                _ = self.ctx.shutdown.triggered(), if !self.shutdown_seen => {
-                    self.shutdown_seen = true;
+            let input = facteur_net::next_input(
+                stream,
+                &mut buf,
+                self.ctx.timeout(),
+                &self.ctx.shutdown,
+                &mut self.shutdown_seen,
+            );
+            let n = match input.await? {
+                Input::Read(n) => n,
+                Input::Shutdown => {
                     self.session.shutdown();
                     continue;
                 }
-                read = tokio::time::timeout(self.ctx.timeout(), stream.read(&mut buf)) => match read {
-                    Ok(r) => r?,
-                    Err(_) => {
-                        reply::timeout(&self.ctx.hostname).write_to(&mut self.out);
-                        self.flush(stream).await?;
-                        return Err(std::io::Error::other("timeout"));
-                    }
-                },
+                Input::Timeout => {
+                    reply::timeout(&self.ctx.hostname).write_to(&mut self.out);
+                    self.flush(stream).await?;
+                    return Err(std::io::Error::other("timeout"));
+                }
             };
             if n == 0 {
                 return Ok(Ended::Closed);
