@@ -78,6 +78,8 @@ pub async fn deliver(
                         account: mailbox.account,
                         prefix: trace_prefix(envelope.return_path, &mailbox.address),
                         enforce_quota: enforce,
+                        mailbox: None,
+                        flags: String::new(),
                     });
                     targets.len() - 1
                 }
@@ -92,6 +94,7 @@ pub async fn deliver(
         envelope: meta.envelope,
         structure: meta.structure,
         headers: meta.headers,
+        search_text: meta.search_text,
         queue_id: envelope.queue_id.to_string(),
     };
     let message_id = meta.message_id;

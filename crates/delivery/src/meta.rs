@@ -22,6 +22,32 @@ pub struct Meta {
     pub headers: String,
     /// The Message-ID, for logs.
     pub message_id: Option<String>,
+    /// Decoded text of every text part (nested messages included), for the search index.
+    pub search_text: String,
+}
+
+/// Most text kept per message for the search index.
+const SEARCH_TEXT_MAX: usize = 1 << 20;
+
+fn search_text(m: &Message<'_>, out: &mut String) {
+    for part in &m.parts {
+        if out.len() >= SEARCH_TEXT_MAX {
+            return;
+        }
+        match &part.body {
+            PartType::Text(t) | PartType::Html(t) => {
+                let room = SEARCH_TEXT_MAX - out.len();
+                let mut end = t.len().min(room);
+                while !t.is_char_boundary(end) {
+                    end -= 1;
+                }
+                out.push_str(&t[..end]);
+                out.push('\n');
+            }
+            PartType::Message(inner) => search_text(inner, out),
+            _ => {}
+        }
+    }
 }
 
 /// Parses a message. One mail-parser cannot read still gets a minimal structure: delivery
@@ -36,6 +62,11 @@ pub fn parse(raw: &[u8]) -> Meta {
             )
             .to_string(),
             message_id: message.message_id().map(str::to_string),
+            search_text: {
+                let mut text = String::new();
+                search_text(&message, &mut text);
+                text
+            },
         },
         None => Meta {
             envelope: json!({}).to_string(),
@@ -43,6 +74,7 @@ pub fn parse(raw: &[u8]) -> Meta {
                 .to_string(),
             headers: "[]".into(),
             message_id: None,
+            search_text: String::from_utf8_lossy(&raw[..raw.len().min(SEARCH_TEXT_MAX)]).into_owned(),
         },
     }
 }

@@ -69,6 +69,7 @@ async fn start(name: &str, settings: facteur_config::Pop3) -> TestServer {
             envelope: "{}".into(),
             structure: "{}".into(),
             headers: "[]".into(),
+            search_text: String::new(),
             queue_id: format!("Q{i}"),
         };
         store

@@ -281,12 +281,12 @@ fn account_id(tx: &Transaction<'_>, address: &Address) -> Result<Option<i64>> {
         .optional()?)
 }
 
-fn create_mailbox(
+pub(crate) fn create_mailbox(
     tx: &Transaction<'_>,
     account: i64,
     name: &str,
     special: Option<SpecialUse>,
-) -> Result<()> {
+) -> Result<i64> {
     let special = special.map(|s| format!("{s:?}").to_lowercase());
     tx.execute(
         "INSERT INTO mailboxes (account_id, name, special_use, uidvalidity) VALUES (?1, ?2, ?3, 0)",
@@ -300,5 +300,9 @@ fn create_mailbox(
         "UPDATE mailboxes SET uidvalidity = ?2 WHERE id = ?1",
         params![id, validity as i64],
     )?;
-    Ok(())
+    tx.execute(
+        "INSERT OR IGNORE INTO subscriptions (account_id, name) VALUES (?1, ?2)",
+        params![account, name],
+    )?;
+    Ok(id)
 }

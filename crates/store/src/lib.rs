@@ -13,6 +13,7 @@ mod app_password;
 mod blob;
 mod check;
 mod directory;
+mod imap;
 mod mailbox;
 mod schema;
 mod writer;
@@ -21,6 +22,9 @@ pub use app_password::AppPassword;
 pub use blob::{Blob, BlobHash, BlobWriter};
 pub use check::CheckReport;
 pub use directory::{AccountRecord, AliasRecord};
+pub use imap::{
+    FlagOp, MailboxChanges, MailboxCounts, MailboxRow, StoreOutcome, ViewEntry, apply_flags,
+};
 pub use mailbox::{MailboxInfo, MessageInfo};
 pub use writer::{DeliverError, Delivered, NewMessage, Target};
 
@@ -46,6 +50,8 @@ pub enum StoreError {
     Conflict(String),
     #[error("{0}")]
     NotFound(String),
+    #[error("over quota")]
+    OverQuota,
     #[error("the store's writer has stopped")]
     WriterGone,
 }

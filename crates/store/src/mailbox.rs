@@ -54,12 +54,22 @@ impl Store {
     }
 
     pub fn messages(&self, mailbox: MailboxId) -> Result<Vec<MessageInfo>> {
+        self.messages_range(mailbox, Uid(1), Uid(u32::MAX))
+    }
+
+    /// Messages with UIDs from `first` to `last`, in UID order.
+    pub fn messages_range(
+        &self,
+        mailbox: MailboxId,
+        first: Uid,
+        last: Uid,
+    ) -> Result<Vec<MessageInfo>> {
         self.read(|c| {
-            let mut stmt = c.prepare(
+            let mut stmt = c.prepare_cached(
                 "SELECT uid, modseq, flags, internaldate, size, blob_hash, queue_id, envelope, structure, headers
-                 FROM messages WHERE mailbox_id = ?1 ORDER BY uid",
+                 FROM messages WHERE mailbox_id = ?1 AND uid BETWEEN ?2 AND ?3 ORDER BY uid",
             )?;
-            let rows = stmt.query_map([mailbox.0], |r| {
+            let rows = stmt.query_map(params![mailbox.0, first.0, last.0], |r| {
                 let hash: Vec<u8> = r.get(5)?;
                 Ok(MessageInfo {
                     uid: Uid(r.get(0)?),
@@ -205,7 +215,7 @@ impl Store {
 
 /// Takes the mailbox's next MODSEQ (RFC 7162 §3.1.2: strictly increasing); fails when the
 /// mailbox is not the account's, so no call can touch another account's mail.
-fn next_modseq(
+pub(crate) fn next_modseq(
     tx: &rusqlite::Transaction<'_>,
     account: AccountId,
     mailbox: MailboxId,

@@ -86,6 +86,27 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX app_passwords_digest ON app_passwords(account_id, digest);
     ",
+    // 4: IMAP subscriptions (a name may stay subscribed after its mailbox is gone, RFC 9051
+    // §6.3.9) and the search index: decoded body text per blob in an FTS5 trigram index, so
+    // SEARCH BODY/TEXT is a substring lookup instead of a scan of every blob.
+    "
+    CREATE TABLE subscriptions (
+        account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        PRIMARY KEY (account_id, name)
+    ) WITHOUT ROWID;
+    INSERT INTO subscriptions (account_id, name)
+        SELECT account_id, name FROM mailboxes WHERE subscribed = 1;
+    CREATE TABLE blob_text (
+        id INTEGER PRIMARY KEY,
+        hash BLOB NOT NULL UNIQUE
+    );
+    CREATE VIRTUAL TABLE text_index USING fts5(body, tokenize = 'trigram');
+    CREATE TRIGGER blobs_text_gone AFTER DELETE ON blobs BEGIN
+        DELETE FROM text_index WHERE rowid = (SELECT id FROM blob_text WHERE hash = old.hash);
+        DELETE FROM blob_text WHERE hash = old.hash;
+    END;
+    ",
 ];
 
 /// Brings the schema to the newest version, one transaction per migration.

@@ -21,10 +21,12 @@ pub struct NewMessage {
     pub structure: String,
     /// Top-level header fields (JSON), see `delivery::meta`.
     pub headers: String,
+    /// Decoded text of the body for the search index (SEARCH BODY/TEXT); may be empty.
+    pub search_text: String,
     pub queue_id: String,
 }
 
-/// One mailbox copy: the account's INBOX, with its own trace-header prefix.
+/// One mailbox copy: the account's INBOX (or the mailbox named), with its own trace-header prefix.
 #[derive(Debug, Clone)]
 pub struct Target {
     pub account: AccountId,
@@ -33,6 +35,10 @@ pub struct Target {
     /// Refuse the copy when it would take the account past its quota (LMTP and single-recipient
     /// paths); when false, a copy accepted at RCPT time may overshoot once.
     pub enforce_quota: bool,
+    /// The mailbox to file into (IMAP APPEND); None: the account's INBOX.
+    pub mailbox: Option<MailboxId>,
+    /// Initial flags, space-separated (IMAP APPEND); empty for delivered mail.
+    pub flags: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +54,8 @@ pub enum DeliverError {
     OverQuota,
     #[error("no such account")]
     NoSuchAccount,
+    #[error("no such mailbox")]
+    NoSuchMailbox,
     #[error("store failure: {0}")]
     Failed(String),
 }
@@ -176,6 +184,14 @@ fn file_message(conn: &Connection, job: &Job, events: &mut Vec<Change>) -> Resul
         m.blob.size as i64,
         m.blob.inline.as_deref()
     ])?;
+    if conn.changes() == 1 && !m.search_text.is_empty() {
+        conn.prepare_cached("INSERT INTO blob_text (hash) VALUES (?1)")?
+            .execute([&m.blob.hash.0[..]])?;
+        conn.prepare_cached(
+            "INSERT INTO text_index (rowid, body) VALUES (last_insert_rowid(), ?1)",
+        )?
+        .execute([&m.search_text])?;
+    }
     let mut outcomes = Vec::with_capacity(job.targets.len());
     for target in &job.targets {
         let size = m.blob.size + target.prefix.len() as u64;
@@ -196,19 +212,39 @@ fn file_message(conn: &Connection, job: &Job, events: &mut Vec<Change>) -> Resul
             outcomes.push(Err(DeliverError::OverQuota));
             continue;
         }
-        let (mailbox, uid, modseq): (i64, u32, i64) = conn
-            .prepare_cached(
-                "UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1
-                 WHERE account_id = ?1 AND special_use = 'inbox'
-                 RETURNING id, uidnext - 1, highestmodseq",
-            )?
-            .query_row([target.account.0], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })?;
+        let row = match target.mailbox {
+            None => conn
+                .prepare_cached(
+                    "UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1
+                     WHERE account_id = ?1 AND special_use = 'inbox'
+                     RETURNING id, uidnext - 1, highestmodseq",
+                )?
+                .query_row([target.account.0], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                }),
+            // The account check keeps an APPEND inside the account that asked.
+            Some(mailbox) => conn
+                .prepare_cached(
+                    "UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1
+                     WHERE account_id = ?1 AND id = ?2
+                     RETURNING id, uidnext - 1, highestmodseq",
+                )?
+                .query_row(params![target.account.0, mailbox.0], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                }),
+        };
+        let (mailbox, uid, modseq): (i64, u32, i64) = match row {
+            Ok(row) => row,
+            Err(rusqlite::Error::QueryReturnedNoRows) => {
+                outcomes.push(Err(DeliverError::NoSuchMailbox));
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         conn.prepare_cached(
             "INSERT INTO messages (mailbox_id, uid, modseq, flags, internaldate, size, prefix,
                                    blob_hash, envelope, structure, queue_id, headers)
-             VALUES (?1, ?2, ?3, '', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+             VALUES (?1, ?2, ?3, ?12, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         )?
         .execute(params![
             mailbox,
@@ -222,6 +258,7 @@ fn file_message(conn: &Connection, job: &Job, events: &mut Vec<Change>) -> Resul
             &m.structure,
             &m.queue_id,
             &m.headers,
+            &target.flags,
         ])?;
         conn.prepare_cached("UPDATE accounts SET used_bytes = used_bytes + ?2 WHERE id = ?1")?
             .execute(params![target.account.0, size as i64])?;

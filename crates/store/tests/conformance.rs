@@ -41,6 +41,7 @@ fn message(store: &Store, body: &[u8]) -> NewMessage {
         envelope: "{}".into(),
         structure: "{}".into(),
         headers: "[]".into(),
+        search_text: String::new(),
         queue_id: "Q1".into(),
     }
 }
@@ -50,6 +51,8 @@ fn target(account: facteur_model::AccountId, prefix: &str) -> Target {
         account,
         prefix: prefix.as_bytes().to_vec(),
         enforce_quota: true,
+        mailbox: None,
+        flags: String::new(),
     }
 }
 
@@ -185,6 +188,8 @@ async fn quota_refuses_only_enforced_copies() {
     assert_eq!(second[0], Err(DeliverError::OverQuota));
     let lenient = Target {
         enforce_quota: false,
+        mailbox: None,
+        flags: String::new(),
         ..target(a, "")
     };
     let third = s
