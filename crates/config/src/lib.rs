@@ -46,6 +46,7 @@ pub struct Config {
     pub tls: Option<Tls>,
     pub smtp: Smtp,
     pub pop3: Pop3,
+    pub imap: Imap,
     pub directory: DirectoryOptions,
     pub store: StoreOptions,
 }
@@ -69,6 +70,10 @@ pub struct Listen {
     pub pop3: Vec<ListenAddr>,
     /// POP3 over implicit TLS (RFC 8314).
     pub pop3s: Vec<ListenAddr>,
+    /// IMAP (RFC 9051, RFC 3501) with STARTTLS; no login before TLS unless `imap.plaintext_auth`.
+    pub imap: Vec<ListenAddr>,
+    /// IMAP over implicit TLS (RFC 8314).
+    pub imaps: Vec<ListenAddr>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -119,6 +124,29 @@ pub struct Pop3 {
     pub max_connections: usize,
     /// Simultaneous connections from one IP address.
     pub max_connections_per_ip: usize,
+    /// Pause after a failed login, in milliseconds.
+    pub auth_failure_delay_ms: u64,
+}
+
+/// The IMAP sessions.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Imap {
+    /// Allow LOGIN and AUTHENTICATE without TLS. Off: passwords never travel in clear.
+    pub plaintext_auth: bool,
+    /// Inactivity autologout in seconds (RFC 9051 §5.4: at least 30 minutes).
+    pub timeout_secs: u64,
+    /// Longest command line in bytes (literals apart).
+    pub max_line_length: usize,
+    /// Largest message APPEND accepts, in bytes (announced as APPENDLIMIT, RFC 7889).
+    pub max_append_size: u64,
+    /// Simultaneous connections for the IMAP roles together.
+    pub max_connections: usize,
+    /// Simultaneous connections from one IP address.
+    pub max_connections_per_ip: usize,
+    /// Simultaneous sessions of one account from one IP address (Dovecot's
+    /// mail_max_userip_connections).
+    pub max_connections_per_user_ip: usize,
     /// Pause after a failed login, in milliseconds.
     pub auth_failure_delay_ms: u64,
 }
@@ -189,6 +217,7 @@ impl Default for Config {
             tls: None,
             smtp: Smtp::default(),
             pop3: Pop3::default(),
+            imap: Imap::default(),
             directory: DirectoryOptions::default(),
             store: StoreOptions::default(),
         }
@@ -202,6 +231,8 @@ impl Default for Listen {
             lmtp: listen(&["127.0.0.1:24"]),
             pop3: listen(&["[::]:110"]),
             pop3s: listen(&["[::]:995"]),
+            imap: listen(&["[::]:143"]),
+            imaps: listen(&["[::]:993"]),
         }
     }
 }
@@ -229,6 +260,21 @@ impl Default for Pop3 {
             max_line_length: 1024,
             max_connections: 1000,
             max_connections_per_ip: 20,
+            auth_failure_delay_ms: 2000,
+        }
+    }
+}
+
+impl Default for Imap {
+    fn default() -> Self {
+        Imap {
+            plaintext_auth: false,
+            timeout_secs: 1800,
+            max_line_length: 64 * 1024,
+            max_append_size: 50 * 1024 * 1024,
+            max_connections: 5000,
+            max_connections_per_ip: 50,
+            max_connections_per_user_ip: 20,
             auth_failure_delay_ms: 2000,
         }
     }

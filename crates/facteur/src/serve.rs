@@ -40,6 +40,8 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
         (Role::Lmtp, &config.listen.lmtp),
         (Role::Pop3, &config.listen.pop3),
         (Role::Pop3s, &config.listen.pop3s),
+        (Role::Imap, &config.listen.imap),
+        (Role::Imaps, &config.listen.imaps),
     ];
     for (role, addrs) in roles {
         for addr in addrs {
@@ -96,6 +98,14 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
             Some(tls.acceptor.clone()),
             shutdown.clone(),
         ));
+        let imap = Arc::new(facteur_imap_server::Context::new(
+            config.hostname.clone(),
+            config.imap.clone(),
+            directory.clone(),
+            store.clone(),
+            Some(tls.acceptor.clone()),
+            shutdown.clone(),
+        ));
         let mut tasks = Vec::new();
         for (role, std_listener) in listeners {
             let listener = tokio::net::TcpListener::from_std(std_listener)?;
@@ -129,6 +139,16 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
                     facteur_pop3_server::Role::Pop3s,
                     pop3.clone(),
                 )),
+                Role::Imap => tokio::spawn(facteur_imap_server::serve(
+                    listener,
+                    facteur_imap_server::Role::Imap,
+                    imap.clone(),
+                )),
+                Role::Imaps => tokio::spawn(facteur_imap_server::serve(
+                    listener,
+                    facteur_imap_server::Role::Imaps,
+                    imap.clone(),
+                )),
             });
         }
         wait_for_signal().await?;
@@ -159,6 +179,8 @@ enum Role {
     Lmtp,
     Pop3,
     Pop3s,
+    Imap,
+    Imaps,
 }
 
 impl Role {
@@ -168,6 +190,8 @@ impl Role {
             Role::Lmtp => "lmtp",
             Role::Pop3 => "pop3",
             Role::Pop3s => "pop3s",
+            Role::Imap => "imap",
+            Role::Imaps => "imaps",
         }
     }
 }

@@ -87,7 +87,7 @@ impl Framer {
     }
 
     /// The next frame, or None when more bytes are needed.
-    pub fn next(&mut self) -> Option<Frame> {
+    pub fn next_frame(&mut self) -> Option<Frame> {
         loop {
             match self.state {
                 State::SkipLine => {
@@ -252,11 +252,11 @@ mod tests {
     fn literals_are_framed_inline() {
         let mut f = Framer::new(100, 1000, 10_000);
         f.push(b"a1 LOGIN {5}\r\n");
-        assert_eq!(f.next(), Some(Frame::Continue));
-        assert_eq!(f.next(), None);
+        assert_eq!(f.next_frame(), Some(Frame::Continue));
+        assert_eq!(f.next_frame(), None);
         f.push(b"alice {3+}\r\npw!\r\n");
         assert_eq!(
-            f.next(),
+            f.next_frame(),
             Some(Frame::Command(
                 b"a1 LOGIN {5}\r\nalice {3+}\r\npw!".to_vec()
             ))
@@ -268,7 +268,7 @@ mod tests {
         let mut f = Framer::new(100, 10, 10_000);
         f.push(b"a2 APPEND INBOX {50}\r\n");
         assert_eq!(
-            f.next(),
+            f.next_frame(),
             Some(Frame::TooLong {
                 tag: Some("a2".into()),
                 literal: true
@@ -276,10 +276,10 @@ mod tests {
         );
         f.push(b"a3 APPEND INBOX {20+}\r\n01234567890123456789\r\na4 NOOP\r\n");
         assert!(matches!(
-            f.next(),
+            f.next_frame(),
             Some(Frame::TooLong { literal: true, .. })
         ));
-        assert_eq!(f.next(), Some(Frame::Command(b"a4 NOOP".to_vec())));
+        assert_eq!(f.next_frame(), Some(Frame::Command(b"a4 NOOP".to_vec())));
     }
 
     #[test]
@@ -287,10 +287,10 @@ mod tests {
         let mut f = Framer::new(16, 10, 10_000);
         f.push(b"a5 NOOP xxxxxxxxxxxxxxxxxxxxxxxx");
         assert!(matches!(
-            f.next(),
+            f.next_frame(),
             Some(Frame::TooLong { literal: false, .. })
         ));
         f.push(b"xxxx\r\na6 NOOP\r\n");
-        assert_eq!(f.next(), Some(Frame::Command(b"a6 NOOP".to_vec())));
+        assert_eq!(f.next_frame(), Some(Frame::Command(b"a6 NOOP".to_vec())));
     }
 }

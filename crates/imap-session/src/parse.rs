@@ -93,12 +93,14 @@ pub enum StatusItem {
     MailboxId,
 }
 
+pub type Ranges = Vec<(SeqNum, SeqNum)>;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Qresync {
     pub uidvalidity: u32,
     pub modseq: u64,
     pub known_uids: Option<Vec<(SeqNum, SeqNum)>>,
-    pub seq_match: Option<(Vec<(SeqNum, SeqNum)>, Vec<(SeqNum, SeqNum)>)>,
+    pub seq_match: Option<(Ranges, Ranges)>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

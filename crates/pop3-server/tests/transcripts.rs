@@ -79,6 +79,8 @@ async fn start(name: &str, settings: facteur_config::Pop3) -> TestServer {
                     account: alice,
                     prefix: vec![],
                     enforce_quota: false,
+                    mailbox: None,
+                    flags: String::new(),
                 }],
             )
             .await

@@ -37,6 +37,16 @@ pub struct ViewEntry {
     pub flags: String,
 }
 
+/// One message as SEARCH sees it.
+#[derive(Debug, Clone)]
+pub struct SearchRow {
+    pub uid: Uid,
+    pub internal_date: i64,
+    pub size: u64,
+    pub headers: String,
+    pub blob: crate::BlobHash,
+}
+
 /// How STORE changes flags (RFC 9051 §6.4.6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FlagOp {
@@ -493,6 +503,28 @@ impl Store {
                  ORDER BY m.uid",
             )?;
             let rows = stmt.query_map(params![mailbox.0, pattern], |r| Ok(Uid(r.get(0)?)))?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    /// What SEARCH reads of every message: UID, INTERNALDATE, size, header fields (JSON) and
+    /// the blob hash, in UID order.
+    pub fn search_rows(&self, mailbox: MailboxId) -> Result<Vec<SearchRow>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT uid, internaldate, size, headers, blob_hash FROM messages
+                 WHERE mailbox_id = ?1 ORDER BY uid",
+            )?;
+            let rows = stmt.query_map([mailbox.0], |r| {
+                let hash: Vec<u8> = r.get(4)?;
+                Ok(SearchRow {
+                    uid: Uid(r.get(0)?),
+                    internal_date: r.get(1)?,
+                    size: r.get::<_, i64>(2)? as u64,
+                    headers: r.get(3)?,
+                    blob: crate::BlobHash::from_slice(&hash).unwrap_or(crate::BlobHash([0; 32])),
+                })
+            })?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
     }

@@ -23,7 +23,8 @@ pub use blob::{Blob, BlobHash, BlobWriter};
 pub use check::CheckReport;
 pub use directory::{AccountRecord, AliasRecord};
 pub use imap::{
-    FlagOp, MailboxChanges, MailboxCounts, MailboxRow, StoreOutcome, ViewEntry, apply_flags,
+    FlagOp, MailboxChanges, MailboxCounts, MailboxRow, SearchRow, StoreOutcome, ViewEntry,
+    apply_flags,
 };
 pub use mailbox::{MailboxInfo, MessageInfo};
 pub use writer::{DeliverError, Delivered, NewMessage, Target};

@@ -48,6 +48,19 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "facteur-model",
         ],
     ),
+    ("facteur-imap-session", &["facteur-model"]),
+    (
+        "facteur-imap-server",
+        &[
+            "facteur-imap-session",
+            "facteur-net",
+            "facteur-directory",
+            "facteur-delivery",
+            "facteur-store",
+            "facteur-config",
+            "facteur-model",
+        ],
+    ),
     ("facteur-testkit", &[]),
 ];
 

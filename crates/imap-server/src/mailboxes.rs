@@ -1,0 +1,617 @@
+//! Commands on mailboxes (RFC 9051 §6.3): CREATE, DELETE, RENAME, SUBSCRIBE, LIST/LSUB with
+//! LIST-EXTENDED (RFC 5258), LIST-STATUS (RFC 5819) and SPECIAL-USE (RFC 6154), NAMESPACE,
+//! STATUS, APPEND with MULTIAPPEND (RFC 3502) and UIDPLUS (RFC 4315), QUOTA (RFC 9208).
+
+use crate::connection::Session;
+use facteur_imap_session::encode;
+use facteur_imap_session::parse::{AppendMessage, CommandBody, ListReturn, StatusItem};
+use facteur_model::SpecialUse;
+use facteur_store::{MailboxRow, StoreError};
+use std::collections::BTreeSet;
+
+/// `*` matches anything, `%` anything but the separator (RFC 9051 §6.3.9).
+pub fn pattern_matches(pattern: &[char], name: &[char]) -> bool {
+    match pattern.first() {
+        None => name.is_empty(),
+        Some('*') => (0..=name.len()).any(|i| pattern_matches(&pattern[1..], &name[i..])),
+        Some('%') => (0..=name.len())
+            .take_while(|&i| i == 0 || name[i - 1] != '/')
+            .any(|i| pattern_matches(&pattern[1..], &name[i..])),
+        Some(&c) => name.first() == Some(&c) && pattern_matches(&pattern[1..], &name[1..]),
+    }
+}
+
+fn special_use_of(attr: &str) -> Option<SpecialUse> {
+    Some(match attr.to_ascii_lowercase().as_str() {
+        "\\sent" => SpecialUse::Sent,
+        "\\drafts" => SpecialUse::Drafts,
+        "\\junk" => SpecialUse::Junk,
+        "\\trash" => SpecialUse::Trash,
+        "\\archive" => SpecialUse::Archive,
+        _ => return None,
+    })
+}
+
+fn attribute_of(special: Option<&str>) -> Option<&'static str> {
+    Some(match special? {
+        "sent" => "\\Sent",
+        "drafts" => "\\Drafts",
+        "junk" => "\\Junk",
+        "trash" => "\\Trash",
+        "archive" => "\\Archive",
+        _ => return None,
+    })
+}
+
+/// A name a client may create: no empty levels, no wildcards or controls, bounded.
+fn valid_new_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 512
+        && !name.starts_with('/')
+        && !name.contains("//")
+        && !name.chars().any(|c| c.is_control() || c == '*' || c == '%')
+        && name.split('/').count() <= 32
+}
+
+impl Session {
+    pub(crate) async fn mailbox_command(&mut self, tag: &str, body: CommandBody) {
+        match body {
+            CommandBody::Namespace => {
+                self.untagged("NAMESPACE ((\"\" \"/\")) NIL NIL");
+                self.tagged(tag, "OK", "NAMESPACE completed");
+            }
+            CommandBody::Create {
+                mailbox,
+                special_use,
+            } => self.create(tag, &mailbox, &special_use),
+            CommandBody::Delete(mailbox) => self.delete(tag, &mailbox),
+            CommandBody::Rename { from, to } => self.rename(tag, &from, &to),
+            CommandBody::Subscribe(m) => self.subscribe(tag, &m, true),
+            CommandBody::Unsubscribe(m) => self.subscribe(tag, &m, false),
+            CommandBody::List {
+                selection,
+                reference,
+                patterns,
+                returns,
+                lsub,
+                extended,
+            } => self.list(
+                tag, &selection, &reference, &patterns, &returns, lsub, extended,
+            ),
+            CommandBody::Status { mailbox, items } => {
+                let Some(name) = self.mailbox_name(&mailbox) else {
+                    self.tagged(tag, "NO", "[NONEXISTENT] Invalid mailbox name");
+                    return;
+                };
+                match self.ctx.store.mailbox_by_name(self.account(), &name) {
+                    Ok(Some(mb)) => {
+                        self.status_line(&mb, &items);
+                        self.tagged(tag, "OK", "STATUS completed");
+                    }
+                    Ok(None) => self.tagged(tag, "NO", "[NONEXISTENT] No such mailbox"),
+                    Err(e) => self.server_error(tag, &e),
+                }
+            }
+            CommandBody::Append { mailbox, messages } => self.append(tag, &mailbox, messages).await,
+            CommandBody::GetQuotaRoot(mailbox) => {
+                let Some(name) = self.mailbox_name(&mailbox) else {
+                    self.tagged(tag, "NO", "[NONEXISTENT] Invalid mailbox name");
+                    return;
+                };
+                match self.ctx.store.usage(self.account()) {
+                    Ok((quota, used)) => {
+                        self.out.extend_from_slice(b"* QUOTAROOT ");
+                        self.write_mailbox(&name);
+                        if quota > 0 {
+                            self.out.extend_from_slice(b" \"\"\r\n");
+                            self.untagged(&format!(
+                                "QUOTA \"\" (STORAGE {} {})",
+                                used / 1024,
+                                quota / 1024
+                            ));
+                        } else {
+                            self.out.extend_from_slice(b"\r\n");
+                        }
+                        self.tagged(tag, "OK", "GETQUOTAROOT completed");
+                    }
+                    Err(e) => self.server_error(tag, &e),
+                }
+            }
+            CommandBody::GetQuota(root) => match self.ctx.store.usage(self.account()) {
+                Ok((quota, used)) if quota > 0 && root.is_empty() => {
+                    self.untagged(&format!(
+                        "QUOTA \"\" (STORAGE {} {})",
+                        used / 1024,
+                        quota / 1024
+                    ));
+                    self.tagged(tag, "OK", "GETQUOTA completed");
+                }
+                Ok(_) => self.tagged(tag, "NO", "[NONEXISTENT] No such quota root"),
+                Err(e) => self.server_error(tag, &e),
+            },
+            CommandBody::SetQuota => {
+                self.tagged(tag, "NO", "[NOPERM] Quotas are set by the administrator")
+            }
+            body => self.selected_command(tag, body),
+        }
+    }
+
+    pub(crate) fn server_error(&mut self, tag: &str, e: &StoreError) {
+        tracing::error!(remote = %self.peer, error = %e, "store error");
+        self.tagged(tag, "NO", "[SERVERBUG] Internal error, see the server log");
+    }
+
+    fn create(&mut self, tag: &str, raw: &[u8], special: &[String]) {
+        let Some(name) = self.mailbox_name(raw).filter(|n| valid_new_name(n)) else {
+            self.tagged(tag, "NO", "[CANNOT] Invalid mailbox name");
+            return;
+        };
+        if name == "INBOX" {
+            self.tagged(tag, "NO", "[ALREADYEXISTS] INBOX exists");
+            return;
+        }
+        let use_ = match special {
+            [] => None,
+            [one] => match special_use_of(one) {
+                Some(u) => Some(u),
+                None => {
+                    self.tagged(tag, "NO", "[USEATTR] Unsupported special-use attribute");
+                    return;
+                }
+            },
+            _ => {
+                self.tagged(tag, "NO", "[USEATTR] One special-use attribute per mailbox");
+                return;
+            }
+        };
+        let account = self.account();
+        // RFC 9051 §6.3.4: superior names are created as needed.
+        let levels: Vec<&str> = name.split('/').collect();
+        for i in 1..levels.len() {
+            let parent = levels[..i].join("/");
+            match self.ctx.store.mailbox_by_name(account, &parent) {
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    if let Err(e) = self.ctx.store.create_mailbox(account, &parent, None) {
+                        self.server_error(tag, &e);
+                        return;
+                    }
+                }
+                Err(e) => {
+                    self.server_error(tag, &e);
+                    return;
+                }
+            }
+        }
+        match self.ctx.store.create_mailbox(account, &name, use_) {
+            Ok(id) => self.tagged(
+                tag,
+                "OK",
+                &format!("[MAILBOXID (F{})] CREATE completed", id.0),
+            ),
+            Err(StoreError::Conflict(m)) if m.contains("use") => {
+                self.tagged(tag, "NO", "[USEATTR] Another mailbox has that special use")
+            }
+            Err(StoreError::Conflict(_)) => {
+                self.tagged(tag, "NO", "[ALREADYEXISTS] Mailbox already exists")
+            }
+            Err(e) => self.server_error(tag, &e),
+        }
+    }
+
+    fn delete(&mut self, tag: &str, raw: &[u8]) {
+        let Some(name) = self.mailbox_name(raw) else {
+            self.tagged(tag, "NO", "[NONEXISTENT] No such mailbox");
+            return;
+        };
+        if name == "INBOX" {
+            self.tagged(tag, "NO", "[CANNOT] INBOX cannot be deleted");
+            return;
+        }
+        let account = self.account();
+        let all = match self.ctx.store.mailbox_list(account) {
+            Ok(all) => all,
+            Err(e) => return self.server_error(tag, &e),
+        };
+        let Some(mb) = all.iter().find(|m| m.name == name) else {
+            self.tagged(tag, "NO", "[NONEXISTENT] No such mailbox");
+            return;
+        };
+        let prefix = format!("{name}/");
+        if all.iter().any(|m| m.name.starts_with(&prefix)) {
+            self.tagged(
+                tag,
+                "NO",
+                "[HASCHILDREN] Delete the mailboxes inside it first",
+            );
+            return;
+        }
+        if self
+            .selected
+            .as_ref()
+            .is_some_and(|v| v.mailbox.id == mb.id)
+        {
+            self.selected = None;
+        }
+        match self.ctx.store.delete_mailbox(account, mb.id) {
+            Ok(()) => self.tagged(tag, "OK", "DELETE completed"),
+            Err(e) => self.server_error(tag, &e),
+        }
+    }
+
+    fn rename(&mut self, tag: &str, from: &[u8], to: &[u8]) {
+        let (Some(from), Some(to)) = (
+            self.mailbox_name(from),
+            self.mailbox_name(to).filter(|n| valid_new_name(n)),
+        ) else {
+            self.tagged(tag, "NO", "[CANNOT] Invalid mailbox name");
+            return;
+        };
+        if to == "INBOX" || to.starts_with(&format!("{from}/")) {
+            self.tagged(tag, "NO", "[CANNOT] Cannot rename to that name");
+            return;
+        }
+        let account = self.account();
+        let levels: Vec<&str> = to.split('/').collect();
+        for i in 1..levels.len() {
+            let parent = levels[..i].join("/");
+            if let Ok(None) = self.ctx.store.mailbox_by_name(account, &parent) {
+                let _ = self.ctx.store.create_mailbox(account, &parent, None);
+            }
+        }
+        match self.ctx.store.rename_mailbox(account, &from, &to) {
+            Ok(()) => self.tagged(tag, "OK", "RENAME completed"),
+            Err(StoreError::Conflict(_)) => {
+                self.tagged(tag, "NO", "[ALREADYEXISTS] Target mailbox exists")
+            }
+            Err(StoreError::NotFound(_)) => self.tagged(tag, "NO", "[NONEXISTENT] No such mailbox"),
+            Err(e) => self.server_error(tag, &e),
+        }
+    }
+
+    fn subscribe(&mut self, tag: &str, raw: &[u8], on: bool) {
+        let Some(name) = self.mailbox_name(raw) else {
+            self.tagged(tag, "NO", "[NONEXISTENT] Invalid mailbox name");
+            return;
+        };
+        if on {
+            match self.ctx.store.mailbox_by_name(self.account(), &name) {
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    self.tagged(tag, "NO", "[NONEXISTENT] No such mailbox");
+                    return;
+                }
+                Err(e) => return self.server_error(tag, &e),
+            }
+        }
+        match self.ctx.store.set_subscribed(self.account(), &name, on) {
+            Ok(()) => self.tagged(
+                tag,
+                "OK",
+                if on {
+                    "SUBSCRIBE completed"
+                } else {
+                    "UNSUBSCRIBE completed"
+                },
+            ),
+            Err(e) => self.server_error(tag, &e),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn list(
+        &mut self,
+        tag: &str,
+        selection: &[String],
+        reference: &[u8],
+        patterns: &[Vec<u8>],
+        returns: &ListReturn,
+        lsub: bool,
+        extended: bool,
+    ) {
+        let verb = if lsub { "LSUB" } else { "LIST" };
+        let account = self.account();
+        let reference = self.mailbox_name(reference).unwrap_or_default();
+        // RFC 9051 §6.3.9: an empty pattern asks for the separator and the root.
+        if patterns.len() == 1 && patterns[0].is_empty() {
+            self.untagged(&format!("{verb} (\\Noselect) \"/\" \"\""));
+            self.tagged(tag, "OK", &format!("{verb} completed"));
+            return;
+        }
+        let (all, subs) = match (
+            self.ctx.store.mailbox_list(account),
+            self.ctx.store.subscriptions(account),
+        ) {
+            (Ok(a), Ok(s)) => (a, s),
+            (Err(e), _) | (_, Err(e)) => return self.server_error(tag, &e),
+        };
+        let subs: BTreeSet<String> = subs.into_iter().collect();
+        let sel_subscribed = lsub || selection.iter().any(|s| s == "SUBSCRIBED");
+        let sel_special = selection.iter().any(|s| s == "SPECIAL-USE");
+        let recursive = selection.iter().any(|s| s == "RECURSIVEMATCH");
+        let show_subscribed = returns.subscribed || sel_subscribed;
+        let pats: Vec<Vec<char>> = patterns
+            .iter()
+            .filter_map(|p| {
+                let p = self.mailbox_name(p)?;
+                let full = if reference.is_empty() || p.starts_with('/') {
+                    p
+                } else if reference.ends_with('/') {
+                    format!("{reference}{p}")
+                } else {
+                    format!("{reference}/{p}")
+                };
+                Some(fold_inbox(&full).chars().collect())
+            })
+            .collect();
+        let matches = |name: &str| {
+            let n: Vec<char> = name.chars().collect();
+            pats.iter().any(|p| pattern_matches(p, &n))
+        };
+        let existing: BTreeSet<&str> = all.iter().map(|m| m.name.as_str()).collect();
+        let has_children = |name: &str| {
+            let prefix = format!("{name}/");
+            existing.iter().any(|n| n.starts_with(&prefix))
+        };
+        // Candidates: existing mailboxes, subscribed names, and implied parents.
+        let mut names: BTreeSet<String> = existing.iter().map(|s| s.to_string()).collect();
+        if sel_subscribed {
+            names.extend(subs.iter().cloned());
+        }
+        for n in names.clone() {
+            let parts: Vec<&str> = n.split('/').collect();
+            for i in 1..parts.len() {
+                names.insert(parts[..i].join("/"));
+            }
+        }
+        let mut ordered: Vec<String> = names.into_iter().collect();
+        ordered.sort_by_key(|n| (n != "INBOX", n.clone()));
+        for name in ordered {
+            let exists = existing.contains(name.as_str());
+            let subscribed = subs.contains(&name);
+            let row = all.iter().find(|m| m.name == name);
+            let special = row.and_then(|m| attribute_of(m.special_use.as_deref()));
+            let mut child_info = None;
+            if !matches(&name) {
+                continue;
+            }
+            if sel_subscribed && !subscribed {
+                // RECURSIVEMATCH: a parent of a subscribed mailbox is shown with CHILDINFO.
+                let prefix = format!("{name}/");
+                if recursive && subs.iter().any(|s| s.starts_with(&prefix)) {
+                    child_info = Some("SUBSCRIBED");
+                } else if lsub && subs.iter().any(|s| s.starts_with(&prefix)) && !exists {
+                    // LSUB shows the unsubscribed parent of a subscribed name as \Noselect.
+                } else {
+                    continue;
+                }
+            }
+            if sel_special && special.is_none() {
+                continue;
+            }
+            if !exists && !subscribed && child_info.is_none() && sel_subscribed {
+                continue;
+            }
+            let mut attrs: Vec<&str> = Vec::new();
+            if !exists {
+                if extended || self.rev2 {
+                    attrs.push("\\NonExistent");
+                } else {
+                    attrs.push("\\Noselect");
+                }
+            }
+            if !lsub {
+                attrs.push(if has_children(&name) {
+                    "\\HasChildren"
+                } else {
+                    "\\HasNoChildren"
+                });
+            }
+            if show_subscribed && subscribed && !lsub {
+                attrs.push("\\Subscribed");
+            }
+            if let Some(s) = special
+                && (!lsub)
+            {
+                attrs.push(s);
+            }
+            self.out
+                .extend_from_slice(format!("* {verb} ({}) \"/\" ", attrs.join(" ")).as_bytes());
+            self.write_mailbox(&name);
+            if let Some(ci) = child_info {
+                self.out
+                    .extend_from_slice(format!(" (\"CHILDINFO\" (\"{ci}\"))").as_bytes());
+            }
+            self.out.extend_from_slice(b"\r\n");
+            if let (Some(items), Some(row)) = (&returns.status, row) {
+                let row = row.clone();
+                self.status_line(&row, items);
+            }
+        }
+        self.tagged(tag, "OK", &format!("{verb} completed"));
+    }
+
+    pub(crate) fn status_line(&mut self, mb: &MailboxRow, items: &[StatusItem]) {
+        let counts = if items.iter().any(|i| {
+            matches!(
+                i,
+                StatusItem::Messages | StatusItem::Unseen | StatusItem::Deleted | StatusItem::Size
+            )
+        }) {
+            self.ctx.store.mailbox_counts(mb.id).unwrap_or_default()
+        } else {
+            Default::default()
+        };
+        let mut parts = Vec::new();
+        for item in items {
+            parts.push(match item {
+                StatusItem::Messages => format!("MESSAGES {}", counts.messages),
+                StatusItem::Recent => "RECENT 0".to_string(),
+                StatusItem::UidNext => format!("UIDNEXT {}", mb.uidnext.0),
+                StatusItem::UidValidity => format!("UIDVALIDITY {}", mb.uidvalidity),
+                StatusItem::Unseen => format!("UNSEEN {}", counts.unseen),
+                StatusItem::Deleted => format!("DELETED {}", counts.deleted),
+                StatusItem::Size => format!("SIZE {}", counts.size),
+                StatusItem::HighestModSeq => format!("HIGHESTMODSEQ {}", mb.highest_modseq.0),
+                StatusItem::MailboxId => format!("MAILBOXID (F{})", mb.id.0),
+            });
+        }
+        self.out.extend_from_slice(b"* STATUS ");
+        self.write_mailbox(&mb.name);
+        self.out
+            .extend_from_slice(format!(" ({})\r\n", parts.join(" ")).as_bytes());
+    }
+
+    async fn append(&mut self, tag: &str, raw: &[u8], messages: Vec<AppendMessage>) {
+        let Some(name) = self.mailbox_name(raw) else {
+            self.tagged(tag, "NO", "[TRYCREATE] No such mailbox");
+            return;
+        };
+        let account = self.account();
+        let mb = match self.ctx.store.mailbox_by_name(account, &name) {
+            Ok(Some(mb)) => mb,
+            Ok(None) => {
+                self.tagged(tag, "NO", "[TRYCREATE] No such mailbox");
+                return;
+            }
+            Err(e) => return self.server_error(tag, &e),
+        };
+        let mut uids = Vec::new();
+        for m in messages {
+            if m.data.is_empty() {
+                self.undo_append(account, &mb, &uids);
+                self.tagged(tag, "NO", "Empty message");
+                return;
+            }
+            if m.data.len() as u64 > self.ctx.settings.max_append_size {
+                self.undo_append(account, &mb, &uids);
+                self.tagged(tag, "NO", "[TOOBIG] Message too large");
+                return;
+            }
+            match self.append_one(account, &mb, m).await {
+                Ok(uid) => uids.push(uid),
+                Err((code, text)) => {
+                    self.undo_append(account, &mb, &uids);
+                    self.tagged(
+                        tag,
+                        "NO",
+                        format!("{code} {text}").trim_start(),
+                    );
+                    return;
+                }
+            }
+        }
+        let set = encode::seq_set(&uids.iter().map(|u| u.0).collect::<Vec<_>>());
+        tracing::info!(remote = %self.peer, user = %self.user.as_ref().map(|u| u.mailbox.address.as_str()).unwrap_or(""), mailbox = %name, messages = uids.len(), "append");
+        // The session's own view learns of the new messages at the next sync point.
+        self.sync_selected(true);
+        self.tagged(
+            tag,
+            "OK",
+            &format!("[APPENDUID {} {set}] APPEND completed", mb.uidvalidity),
+        );
+    }
+
+    fn undo_append(
+        &self,
+        account: facteur_model::AccountId,
+        mb: &MailboxRow,
+        uids: &[facteur_model::Uid],
+    ) {
+        if !uids.is_empty() {
+            let _ = self.ctx.store.expunge(account, mb.id, uids);
+        }
+    }
+
+    async fn append_one(
+        &self,
+        account: facteur_model::AccountId,
+        mb: &MailboxRow,
+        m: AppendMessage,
+    ) -> Result<facteur_model::Uid, (&'static str, &'static str)> {
+        let store = &self.ctx.store;
+        let fail = |e: StoreError| {
+            tracing::error!(error = %e, "append failed");
+            ("[SERVERBUG]", "Internal error, see the server log")
+        };
+        let meta = facteur_delivery::meta::parse(&m.data);
+        let mut writer = store.blob_writer();
+        writer.write(&m.data).map_err(fail)?;
+        let blob = writer.finish().map_err(fail)?;
+        let flags: Vec<String> = m
+            .flags
+            .into_iter()
+            .filter(|f| !f.eq_ignore_ascii_case("\\Recent") && f != "\\*")
+            .collect();
+        let message = facteur_store::NewMessage {
+            blob,
+            internal_date: m.date.unwrap_or_else(now_unix),
+            envelope: meta.envelope,
+            structure: meta.structure,
+            headers: meta.headers,
+            search_text: meta.search_text,
+            queue_id: String::new(),
+        };
+        let target = facteur_store::Target {
+            account,
+            prefix: Vec::new(),
+            enforce_quota: true,
+            mailbox: Some(mb.id),
+            flags: facteur_store::apply_flags("", facteur_store::FlagOp::Add, &flags),
+        };
+        match store.deliver(message, vec![target]).await {
+            Ok(mut outcomes) => match outcomes.pop() {
+                Some(Ok(d)) => Ok(d.uid),
+                Some(Err(facteur_store::DeliverError::OverQuota)) => {
+                    Err(("[OVERQUOTA]", "Quota exceeded"))
+                }
+                Some(Err(facteur_store::DeliverError::NoSuchMailbox)) => {
+                    Err(("[TRYCREATE]", "No such mailbox"))
+                }
+                _ => Err(("[SERVERBUG]", "Internal error, see the server log")),
+            },
+            Err(e) => Err(fail(e)),
+        }
+    }
+}
+
+fn fold_inbox(name: &str) -> String {
+    if name.len() >= 5 && name[..5].eq_ignore_ascii_case("INBOX") {
+        let rest = &name[5..];
+        if rest.is_empty() || rest.starts_with('/') {
+            return format!("INBOX{rest}");
+        }
+    }
+    name.to_string()
+}
+
+pub(crate) fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(p: &str, n: &str) -> bool {
+        pattern_matches(
+            &p.chars().collect::<Vec<_>>(),
+            &n.chars().collect::<Vec<_>>(),
+        )
+    }
+
+    #[test]
+    fn list_patterns() {
+        assert!(m("*", "a/b/c"));
+        assert!(m("%", "a"));
+        assert!(!m("%", "a/b"));
+        assert!(m("a/%", "a/b"));
+        assert!(!m("a/%", "a/b/c"));
+        assert!(m("a*c", "a/b/c"));
+        assert!(m("INBOX", "INBOX"));
+        assert!(!m("INBOX", "INBOX/x"));
+    }
+}
