@@ -67,6 +67,8 @@ smtp = []
 lmtp = ["127.0.0.1:$lport"]
 pop3 = ["127.0.0.1:$fport"]
 pop3s = []
+imap = []
+imaps = []
 [pop3]
 plaintext_auth = true
 max_connections_per_ip = 0

@@ -129,6 +129,8 @@ smtp = ["127.0.0.1:$sp"]
 lmtp = []
 pop3 = []
 pop3s = []
+imap = []
+imaps = []
 CONF
     local f=("$bin" --config "$work/facteur.toml")
     "${f[@]}" domain add bench.test >/dev/null

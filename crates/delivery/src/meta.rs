@@ -56,7 +56,7 @@ pub fn parse(raw: &[u8]) -> Meta {
     match MessageParser::default().parse(raw) {
         Some(message) => Meta {
             envelope: envelope(&message).to_string(),
-            structure: structure(&message, 0, 0).to_string(),
+            structure: structure(&message, 0, 0, raw).to_string(),
             headers: Value::Array(
                 message.headers_raw().map(|(name, value)| json!([name, unfold(value.trim())])).collect(),
             )
@@ -121,22 +121,22 @@ fn addresses(a: Option<&Address<'_>>) -> Value {
     }
 }
 
-fn structure(m: &Message<'_>, part_id: u32, base: usize) -> Value {
+fn structure(m: &Message<'_>, part_id: u32, base: usize, raw: &[u8]) -> Value {
     let Some(part) = m.part(part_id) else {
         return Value::Null;
     };
-    let mut node = part_fields(m, part, base);
+    let mut node = part_fields(part, base, raw);
     match &part.body {
         PartType::Multipart(children) => {
-            let kids: Vec<Value> = children.iter().map(|&c| structure(m, c, base)).collect();
+            let kids: Vec<Value> = children.iter().map(|&c| structure(m, c, base, raw)).collect();
             node["parts"] = Value::Array(kids);
         }
         PartType::Message(inner) => {
-            // The nested message's offsets count from the start of this part's body.
-            let inner_base = base + part.offset_body as usize;
+            // mail-parser gives a nested message's offsets from the start of the outer
+            // message already (checked by `nested_message_offsets_are_absolute`).
             node["message"] = json!({
                 "envelope": envelope(inner),
-                "structure": structure(inner, 0, inner_base),
+                "structure": structure(inner, 0, base, raw),
             });
         }
         _ => {}
@@ -144,7 +144,7 @@ fn structure(m: &Message<'_>, part_id: u32, base: usize) -> Value {
     node
 }
 
-fn part_fields(m: &Message<'_>, part: &MessagePart<'_>, base: usize) -> Value {
+fn part_fields(part: &MessagePart<'_>, base: usize, raw: &[u8]) -> Value {
     let ct = part.content_type();
     let (ctype, subtype) = match ct {
         Some(ct) => (
@@ -163,9 +163,8 @@ fn part_fields(m: &Message<'_>, part: &MessagePart<'_>, base: usize) -> Value {
             })
             .unwrap_or_default()
     };
-    let body = &m
-        .raw_message()
-        .get(part.offset_body as usize..part.offset_end as usize)
+    let body = raw
+        .get(base + part.offset_body as usize..base + part.offset_end as usize)
         .unwrap_or(&[]);
     let disposition = part.content_disposition();
     let language = match part.content_language() {
@@ -229,5 +228,18 @@ Content-Disposition: attachment; filename=\"a.bin\"\r\n\r\nAAAA\r\n--b1--\r\n";
         );
         assert_eq!(s["parts"][1]["disposition"], "attachment");
         assert_eq!(s["parts"][1]["encoding"], "base64");
+    }
+
+    #[test]
+    fn nested_message_offsets_are_absolute() {
+        let raw = "Subject: x\r\nContent-Type: multipart/mixed; boundary=\"o\"\r\n\r\n--o\r\n\
+Content-Type: message/rfc822\r\n\r\nFrom: Carol <carol@example.net>\r\nSubject: Menu\r\n\r\n\
+Soup\r\nof the day.\r\n--o--\r\n";
+        let s: Value = serde_json::from_str(&parse(raw.as_bytes()).structure).unwrap();
+        let inner = &s["parts"][0]["message"]["structure"];
+        let at = |k: &str| inner[k].as_u64().unwrap() as usize;
+        assert!(raw[at("header_start")..].starts_with("From: Carol"));
+        assert_eq!(&raw[at("body_start")..at("end")], "Soup\r\nof the day.");
+        assert_eq!(inner["lines"], 1);
     }
 }

@@ -301,7 +301,7 @@ fn configuration_errors_name_file_line_and_key() {
             "line 2",
             "bogus",
         ),
-        ("[listen]\nimap = [\"127.0.0.1:143\"]\n", "line 2", "imap"),
+        ("[listen]\nimap4 = [\"127.0.0.1:143\"]\n", "line 2", "imap4"),
         (
             "[smtp]\nmax_line_length = 100\n",
             "",
@@ -331,7 +331,7 @@ fn configuration_errors_name_file_line_and_key() {
     std::fs::write(
         &path,
         format!(
-            "data_dir = \"{}\"\n[listen]\nsmtp = []\nlmtp = []\npop3 = []\npop3s = []\n\
+            "data_dir = \"{}\"\n[listen]\nsmtp = []\nlmtp = []\npop3 = []\npop3s = []\nimap = []\nimaps = []\n\
              [smtp]\nmax_recipient = 3\n",
             site.data_dir().display()
         ),
@@ -344,7 +344,7 @@ fn configuration_errors_name_file_line_and_key() {
     )
     .expect("serve with a bad configuration ends by itself");
     assert!(
-        !out.ok && out.stderr.contains("line 8") && out.stderr.contains("max_recipient"),
+        !out.ok && out.stderr.contains("line 10") && out.stderr.contains("max_recipient"),
         "{out:?}"
     );
     let missing = site.dir.join("missing.toml");

@@ -37,6 +37,8 @@ smtp = ["127.0.0.1:$smtp"]
 lmtp = ["127.0.0.1:$lmtp"]
 pop3 = []
 pop3s = []
+imap = []
+imaps = []
 CONF
 f() { "$bin" --config "$work/facteur.toml" "$@"; }
 f domain add example.test >/dev/null

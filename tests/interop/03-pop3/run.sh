@@ -25,6 +25,8 @@ smtp = ["127.0.0.1:$smtp"]
 lmtp = []
 pop3 = ["127.0.0.1:$pop3"]
 pop3s = ["127.0.0.1:$pop3s"]
+imap = []
+imaps = []
 [pop3]
 auth_failure_delay_ms = 10
 CONF

@@ -126,7 +126,7 @@ impl Site {
         };
         let text = format!(
             "hostname = \"mx.example.test\"\ndata_dir = \"{}\"\n{grace}{}\n\
-             [listen]\nsmtp = {}\nlmtp = {}\npop3 = {}\npop3s = []\n{}\n",
+             [listen]\nsmtp = {}\nlmtp = {}\npop3 = {}\npop3s = []\nimap = []\nimaps = []\n{}\n",
             self.data_dir().display(),
             self.top,
             role(self.ports.smtp),
