@@ -128,7 +128,10 @@ fn structure(m: &Message<'_>, part_id: u32, base: usize, raw: &[u8]) -> Value {
     let mut node = part_fields(part, base, raw);
     match &part.body {
         PartType::Multipart(children) => {
-            let kids: Vec<Value> = children.iter().map(|&c| structure(m, c, base, raw)).collect();
+            let kids: Vec<Value> = children
+                .iter()
+                .map(|&c| structure(m, c, base, raw))
+                .collect();
             node["parts"] = Value::Array(kids);
         }
         PartType::Message(inner) => {

@@ -169,6 +169,7 @@ impl Session {
             "QRESYNC",
             "SORT",
             "SORT=DISPLAY",
+            "ESORT",
             "THREAD=ORDEREDSUBJECT",
             "THREAD=REFERENCES",
             "QUOTA",
@@ -435,9 +436,7 @@ impl Session {
                         enabled.push(on);
                     }
                 }
-                self.untagged(
-                    format!("ENABLED {}", enabled.join(" ")).trim_end(),
-                );
+                self.untagged(format!("ENABLED {}", enabled.join(" ")).trim_end());
                 self.tagged(tag, "OK", "ENABLE completed");
             }
             CommandBody::Idle => return self.idle(tag, stream).await,
@@ -697,7 +696,11 @@ impl Session {
         if name.eq_ignore_ascii_case("INBOX") {
             return Some("INBOX".into());
         }
-        if name.len() > 6 && name[..6].eq_ignore_ascii_case("INBOX/") {
+        if name.len() > 6
+            && name
+                .get(..6)
+                .is_some_and(|p| p.eq_ignore_ascii_case("INBOX/"))
+        {
             name = format!("INBOX/{}", &name[6..]);
         }
         Some(name)

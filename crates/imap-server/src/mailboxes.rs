@@ -9,16 +9,31 @@ use facteur_model::SpecialUse;
 use facteur_store::{MailboxRow, StoreError};
 use std::collections::BTreeSet;
 
-/// `*` matches anything, `%` anything but the separator (RFC 9051 §6.3.9).
+/// `*` matches anything, `%` anything but the separator (RFC 9051 §6.3.9). Dynamic
+/// programming over (pattern, name) positions: linear in their product whatever the
+/// wildcards, so a crafted pattern cannot make LIST take exponential time.
 pub fn pattern_matches(pattern: &[char], name: &[char]) -> bool {
-    match pattern.first() {
-        None => name.is_empty(),
-        Some('*') => (0..=name.len()).any(|i| pattern_matches(&pattern[1..], &name[i..])),
-        Some('%') => (0..=name.len())
-            .take_while(|&i| i == 0 || name[i - 1] != '/')
-            .any(|i| pattern_matches(&pattern[1..], &name[i..])),
-        Some(&c) => name.first() == Some(&c) && pattern_matches(&pattern[1..], &name[1..]),
+    // row[j]: pattern[..i] matches name[..j]
+    let mut row = vec![false; name.len() + 1];
+    row[0] = true;
+    for &p in pattern {
+        let mut next = vec![false; name.len() + 1];
+        match p {
+            '*' | '%' => {
+                next[0] = row[0];
+                for j in 1..=name.len() {
+                    next[j] = row[j] || (next[j - 1] && (p == '*' || name[j - 1] != '/'));
+                }
+            }
+            c => {
+                for j in 1..=name.len() {
+                    next[j] = row[j - 1] && name[j - 1] == c;
+                }
+            }
+        }
+        row = next;
     }
+    row[name.len()]
 }
 
 fn special_use_of(attr: &str) -> Option<SpecialUse> {
@@ -492,11 +507,7 @@ impl Session {
                 Ok(uid) => uids.push(uid),
                 Err((code, text)) => {
                     self.undo_append(account, &mb, &uids);
-                    self.tagged(
-                        tag,
-                        "NO",
-                        format!("{code} {text}").trim_start(),
-                    );
+                    self.tagged(tag, "NO", format!("{code} {text}").trim_start());
                     return;
                 }
             }
@@ -576,7 +587,10 @@ impl Session {
 }
 
 fn fold_inbox(name: &str) -> String {
-    if name.len() >= 5 && name[..5].eq_ignore_ascii_case("INBOX") {
+    if name
+        .get(..5)
+        .is_some_and(|p| p.eq_ignore_ascii_case("INBOX"))
+    {
         let rest = &name[5..];
         if rest.is_empty() || rest.starts_with('/') {
             return format!("INBOX{rest}");
@@ -613,5 +627,9 @@ mod tests {
         assert!(m("a*c", "a/b/c"));
         assert!(m("INBOX", "INBOX"));
         assert!(!m("INBOX", "INBOX/x"));
+        assert!(m("%/%", "a/b"));
+        assert!(!m("a%", "a/b"));
+        let hostile = "*a".repeat(40) + "b";
+        assert!(!m(&hostile, &"a".repeat(200)));
     }
 }

@@ -205,7 +205,10 @@ fn run(
     let mut bodies = HashMap::new();
     for n in needles {
         if let std::collections::hash_map::Entry::Vacant(slot) = bodies.entry(n) {
-            let set: HashSet<Uid> = store.search_body(mailbox, slot.key())?.into_iter().collect();
+            let set: HashSet<Uid> = store
+                .search_body(mailbox, slot.key())?
+                .into_iter()
+                .collect();
             slot.insert(set);
         }
     }
@@ -267,8 +270,9 @@ impl Session {
             line.push_str(" UID");
         }
         let all = ret.is_empty();
+        // RFC 5267 §3.2 (ESORT): MIN and MAX are the first and last in sort order.
         let (min, max) = if sorted {
-            (nums.iter().min(), nums.iter().max())
+            (nums.first(), nums.last())
         } else {
             (nums.first(), nums.last())
         };

@@ -2,7 +2,8 @@
 //! - `imaps` (anywhere): connect to the implicit-TLS listener;
 //! - `deliver ADDRESS`: a new message (Subject: New) arrives in the INBOX now, as over SMTP;
 //! - `flag ADDRESS MAILBOX UID FLAG`: another session adds FLAG to that message now;
-//! - `expunge ADDRESS MAILBOX UID`: another session removes that message now.
+//! - `expunge ADDRESS MAILBOX UID`: another session removes that message now;
+//! - `$UIDVALIDITY` in the text stands for alice's INBOX UIDVALIDITY.
 //!
 //! Fixture: see `common.rs`.
 
@@ -22,6 +23,14 @@ async fn run(file: &str) {
         .join(file);
     let text = std::fs::read_to_string(&path).unwrap();
     let server = start(file.trim_end_matches(".txt"), settings()).await;
+    // `$UIDVALIDITY`: alice's INBOX UIDVALIDITY, which depends on the time of creation.
+    let alice = account(&server.store, "alice@example.com");
+    let inbox = server
+        .store
+        .mailbox_by_name(alice, "INBOX")
+        .unwrap()
+        .unwrap();
+    let text = text.replace("$UIDVALIDITY", &inbox.uidvalidity.to_string());
     let implicit = text.lines().any(|l| l.trim() == "imaps");
     let cert = server.dir.join("tls/self-signed.crt");
     let target = Target {
@@ -35,7 +44,10 @@ async fn run(file: &str) {
     play(file, &text, &target, |words, ctx| {
         let mailbox = |address: &str, name: &str| {
             let account = account(&store, address);
-            (account, store.mailbox_by_name(account, name).unwrap().unwrap().id)
+            (
+                account,
+                store.mailbox_by_name(account, name).unwrap().unwrap().id,
+            )
         };
         match words {
             ["imaps"] => {}
@@ -49,12 +61,21 @@ async fn run(file: &str) {
             ["flag", address, name, uid, flag] => {
                 let (account, id) = mailbox(address, name);
                 store
-                    .store_flags(account, id, &[Uid(uid.parse().unwrap())], FlagOp::Add, &[flag.to_string()], None)
+                    .store_flags(
+                        account,
+                        id,
+                        &[Uid(uid.parse().unwrap())],
+                        FlagOp::Add,
+                        &[flag.to_string()],
+                        None,
+                    )
                     .unwrap();
             }
             ["expunge", address, name, uid] => {
                 let (account, id) = mailbox(address, name);
-                store.expunge(account, id, &[Uid(uid.parse().unwrap())]).unwrap();
+                store
+                    .expunge(account, id, &[Uid(uid.parse().unwrap())])
+                    .unwrap();
             }
             _ => panic!("{ctx}: unknown directive"),
         }

@@ -64,6 +64,15 @@ pub fn mailbox(out: &mut Vec<u8>, name: &str, utf8: bool) {
     } else {
         crate::mutf7::encode(name)
     };
+    // A plain atom goes as is, as most servers write `INBOX`.
+    if !wire.is_empty()
+        && wire
+            .bytes()
+            .all(|b| b > 0x20 && b < 0x7f && !b"(){%*\"\\".contains(&b))
+    {
+        out.extend_from_slice(wire.as_bytes());
+        return;
+    }
     string_utf8(out, wire.as_bytes(), utf8);
 }
 

@@ -335,7 +335,7 @@ pub fn is_tag_char(b: u8) -> bool {
 }
 
 fn is_atom_char(b: u8) -> bool {
-    b > 0x20 && b < 0x7f && !b"(){%*\"\\]".contains(&b)
+    (b > 0x20 && b != 0x7f) && !b"(){%*\"\\]".contains(&b)
 }
 
 fn is_astring_char(b: u8) -> bool {
@@ -648,7 +648,7 @@ pub fn parse_date_time(s: &str) -> Option<i64> {
     let h: i64 = t.next()?.parse().ok()?;
     let mi: i64 = t.next()?.parse().ok()?;
     let se: i64 = t.next()?.parse().ok()?;
-    if zone.len() != 5 {
+    if zone.len() != 5 || !zone.is_ascii() {
         return None;
     }
     let sign = match &zone[..1] {

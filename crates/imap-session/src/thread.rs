@@ -13,7 +13,10 @@ pub fn base_subject(raw: &str) -> String {
         // (2) trailers
         loop {
             let t = s.trim_end();
-            if t.len() >= 5 && t[t.len() - 5..].eq_ignore_ascii_case("(fwd)") {
+            if t.len() >= 5
+                && t.get(t.len() - 5..)
+                    .is_some_and(|e| e.eq_ignore_ascii_case("(fwd)"))
+            {
                 s = t[..t.len() - 5].to_string();
             } else {
                 s = t.to_string();
@@ -342,6 +345,8 @@ mod tests {
         assert_eq!(base_subject("[fwd: Re: test]"), "test");
         assert_eq!(base_subject("  RE:  lunch   plans "), "lunch plans");
         assert_eq!(base_subject("[only]"), "[only]");
+        assert_eq!(base_subject("Réunion déjà"), "réunion déjà");
+        assert_eq!(base_subject("é(fwd)é"), "é(fwd)é");
     }
 
     fn m(id: u32, mid: &str, refs: &[&str], subj: &str, date: i64) -> ThreadMsg {
