@@ -270,12 +270,9 @@ impl Session {
             line.push_str(" UID");
         }
         let all = ret.is_empty();
-        // RFC 5267 §3.2 (ESORT): MIN and MAX are the first and last in sort order.
-        let (min, max) = if sorted {
-            (nums.first(), nums.last())
-        } else {
-            (nums.first(), nums.last())
-        };
+        // Search results are ascending; RFC 5267 §3.2 (ESORT): for SORT, MIN and MAX are the
+        // first and last in sort order. Either way: the ends of the list.
+        let (min, max) = (nums.first(), nums.last());
         if ret.contains(&SearchReturn::Min)
             && let Some(m) = min
         {
