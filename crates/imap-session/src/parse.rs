@@ -634,7 +634,8 @@ pub fn parse_date(s: &str) -> Option<i64> {
     let month = it.next()?;
     let m = MONTHS.iter().position(|m| m.eq_ignore_ascii_case(month))? as u32 + 1;
     let y: i64 = it.next()?.parse().ok()?;
-    if it.next().is_some() || !(1..=31).contains(&d) {
+    // RFC 9051 §9: date-year is 4 digits.
+    if it.next().is_some() || !(1..=31).contains(&d) || !(0..=9999).contains(&y) {
         return None;
     }
     Some(days_from_civil(y, m, d) * 86_400)
@@ -648,6 +649,9 @@ pub fn parse_date_time(s: &str) -> Option<i64> {
     let h: i64 = t.next()?.parse().ok()?;
     let mi: i64 = t.next()?.parse().ok()?;
     let se: i64 = t.next()?.parse().ok()?;
+    if !(0..24).contains(&h) || !(0..60).contains(&mi) || !(0..61).contains(&se) {
+        return None;
+    }
     if zone.len() != 5 || !zone.is_ascii() {
         return None;
     }
@@ -1595,6 +1599,8 @@ mod tests {
             "a SEARCH ((((",
             "a STORE 1 +FLAGS (\\Seen",
             "a SELECT INBOX (QRESYNC (1",
+            "a SEARCH SINCE 1-Jan-99999999999999999",
+            "a APPEND INBOX \"01-Jan-2024 99999999999999:00:00 +0000\" {1}\r\nx",
         ] {
             assert!(parse_command(s.as_bytes()).is_err(), "{s}");
         }
