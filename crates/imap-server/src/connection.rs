@@ -25,12 +25,15 @@ pub(crate) enum Flow {
     Continue,
     Close,
     StartTls,
+    Compress,
 }
 
 pub(crate) struct Session {
     pub ctx: Arc<Context>,
     pub peer: SocketAddr,
     pub tls: bool,
+    /// COMPRESS=DEFLATE is active (RFC 4978).
+    pub compressed: bool,
     pub out: Vec<u8>,
     pub user: Option<User>,
     pub selected: Option<View>,
@@ -56,6 +59,7 @@ pub async fn handle(stream: TcpStream, peer: SocketAddr, role: Role, ctx: Arc<Co
         ctx: ctx.clone(),
         peer,
         tls: false,
+        compressed: false,
         out: Vec::new(),
         user: None,
         selected: None,
@@ -98,6 +102,11 @@ impl Session {
         self.greet();
         match self.drive(&mut stream).await? {
             Flow::StartTls => self.over_tls(stream).await,
+            Flow::Compress => {
+                self.drive(&mut crate::compress::Deflate::new(&mut stream))
+                    .await?;
+                Ok(())
+            }
             _ => Ok(()),
         }
     }
@@ -117,7 +126,10 @@ impl Session {
         if !self.greeted {
             self.greet();
         }
-        self.drive(&mut tls).await?;
+        if let Flow::Compress = self.drive(&mut tls).await? {
+            self.drive(&mut crate::compress::Deflate::new(&mut tls))
+                .await?;
+        }
         let _ = tls.shutdown().await;
         Ok(())
     }
@@ -182,6 +194,9 @@ impl Session {
             "WITHIN",
             "UNAUTHENTICATE",
         ]);
+        if !self.compressed {
+            caps.push("COMPRESS=DEFLATE");
+        }
         format!(
             "{} APPENDLIMIT={}",
             caps.join(" "),
@@ -307,6 +322,13 @@ impl Session {
                         self.framer.clear();
                         return Ok(Flow::StartTls);
                     }
+                    Flow::Compress => {
+                        self.flush(stream).await?;
+                        // What follows the OK is compressed; nothing may have been pipelined.
+                        self.framer.clear();
+                        self.compressed = true;
+                        return Ok(Flow::Compress);
+                    }
                 }
                 if self.out.len() > 64 * 1024 {
                     self.flush(stream).await?;
@@ -357,7 +379,7 @@ impl Session {
                 self.tagged(tag, "OK", "ID completed");
             }
             CommandBody::StartTls => {
-                if self.tls || self.ctx.tls.is_none() {
+                if self.tls || self.compressed || self.ctx.tls.is_none() {
                     self.tagged(tag, "BAD", "STARTTLS not available");
                 } else if authenticated {
                     self.tagged(tag, "BAD", "Already authenticated");
@@ -391,9 +413,6 @@ impl Session {
                 } else {
                     return self.authenticate(tag, &mechanism, initial, stream).await;
                 }
-            }
-            CommandBody::Compress(_) => {
-                self.tagged(tag, "NO", "[CANNOT] Compression is not available");
             }
             body if !authenticated => {
                 let _ = body;
@@ -440,6 +459,16 @@ impl Session {
                 self.tagged(tag, "OK", "ENABLE completed");
             }
             CommandBody::Idle => return self.idle(tag, stream).await,
+            CommandBody::Compress(mechanism) => {
+                if self.compressed {
+                    self.tagged(tag, "NO", "[COMPRESSIONACTIVE] Already compressing");
+                } else if mechanism != "DEFLATE" {
+                    self.tagged(tag, "BAD", "Unknown compression mechanism");
+                } else {
+                    self.tagged(tag, "OK", "DEFLATE active");
+                    return Ok(Flow::Compress);
+                }
+            }
             body => self.mailbox_command(tag, body).await,
         }
         Ok(Flow::Continue)

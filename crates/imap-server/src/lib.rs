@@ -10,6 +10,7 @@
 //! `auth failed service=imap remote=IP user=NAME`, and answered after a delay.
 #![forbid(unsafe_code)]
 
+mod compress;
 mod connection;
 mod fetch;
 mod mailboxes;

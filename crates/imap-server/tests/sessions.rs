@@ -79,7 +79,10 @@ async fn changes_in_one_session_reach_the_others() {
     let idle = b.send("IDLE").await;
     assert_eq!(b.client.line("idle").await, "+ idling");
     a.cmd("STORE 2 +FLAGS.SILENT (\\Deleted)").await;
-    assert_eq!(b.client.line("deleted flag").await, "* 2 FETCH (FLAGS (\\Deleted))");
+    assert_eq!(
+        b.client.line("deleted flag").await,
+        "* 2 FETCH (FLAGS (\\Deleted))"
+    );
     let (lines, _) = a.cmd("EXPUNGE").await;
     assert_eq!(lines, ["* 2 EXPUNGE"]);
     assert_eq!(b.client.line("expunge").await, "* 2 EXPUNGE");
@@ -120,9 +123,7 @@ async fn sessions_per_user_and_address_are_capped() {
     let _second = Imap::login(&target, "alice@example.com").await;
     let mut third = Client::connect(&target).await;
     third.line("greeting").await;
-    third
-        .send(b"a LOGIN alice@example.com secret\r\n")
-        .await;
+    third.send(b"a LOGIN alice@example.com secret\r\n").await;
     assert_eq!(
         third.line("third").await,
         "a NO [LIMIT] Too many connections for this user from this address"
@@ -151,4 +152,75 @@ async fn an_idle_session_is_logged_out_after_the_timeout() {
         "* BYE Autologout; idle for too long"
     );
     assert!(s.client.read_line().await.is_none());
+}
+
+/// RFC 4978: after `COMPRESS DEFLATE`, both directions are raw DEFLATE with a sync flush after
+/// each response; a second COMPRESS is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compress_deflate_carries_the_session() {
+    use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    let settings = facteur_config::Imap {
+        plaintext_auth: true,
+        ..settings()
+    };
+    let server = start("compress", settings).await;
+    let mut tcp = BufReader::new(tokio::net::TcpStream::connect(server.imap).await.unwrap());
+    let mut line = String::new();
+    tcp.read_line(&mut line).await.unwrap();
+    assert!(line.contains("AUTH=PLAIN"), "{line}");
+    tcp.get_mut()
+        .write_all(b"a LOGIN alice@example.com secret\r\nb COMPRESS DEFLATE\r\n")
+        .await
+        .unwrap();
+    line.clear();
+    tcp.read_line(&mut line).await.unwrap();
+    assert!(line.contains("COMPRESS=DEFLATE"), "{line}");
+    line.clear();
+    tcp.read_line(&mut line).await.unwrap();
+    assert_eq!(line, "b OK DEFLATE active\r\n");
+    let mut tcp = tcp.into_inner();
+    let mut z = Compress::new(Compression::default(), false);
+    let mut unz = Decompress::new(false);
+    let mut send = async |tcp: &mut tokio::net::TcpStream, text: &[u8]| {
+        let mut out = Vec::with_capacity(text.len() + 64);
+        z.compress_vec(text, &mut out, FlushCompress::Sync).unwrap();
+        tcp.write_all(&out).await.unwrap();
+    };
+    async fn until(tcp: &mut tokio::net::TcpStream, unz: &mut Decompress, end: &str) -> String {
+        let mut text = Vec::new();
+        let mut buf = vec![0u8; 65536];
+        while !String::from_utf8_lossy(&text).contains(end) {
+            let n = tokio::time::timeout(std::time::Duration::from_secs(10), tcp.read(&mut buf))
+                .await
+                .expect("reply")
+                .unwrap();
+            assert!(n > 0, "closed");
+            let mut out = Vec::with_capacity(1 << 20);
+            unz.decompress_vec(&buf[..n], &mut out, FlushDecompress::Sync)
+                .unwrap();
+            text.extend_from_slice(&out);
+        }
+        String::from_utf8_lossy(&text).into_owned()
+    }
+    send(&mut tcp, b"c SELECT INBOX\r\n").await;
+    assert!(
+        until(&mut tcp, &mut unz, "c OK")
+            .await
+            .contains("* 3 EXISTS")
+    );
+    send(&mut tcp, b"d FETCH 1:* (BODY.PEEK[])\r\n").await;
+    let text = until(&mut tcp, &mut unz, "d OK").await;
+    assert!(
+        text.contains("Soup of the day.") && text.contains("Numbers attached."),
+        "{text}"
+    );
+    send(&mut tcp, b"e COMPRESS DEFLATE\r\n").await;
+    assert!(
+        until(&mut tcp, &mut unz, "e ")
+            .await
+            .contains("e NO [COMPRESSIONACTIVE]")
+    );
+    send(&mut tcp, b"f LOGOUT\r\n").await;
+    assert!(until(&mut tcp, &mut unz, "f OK").await.contains("* BYE"));
 }

@@ -14,10 +14,13 @@ pub async fn flush_out<S: AsyncWrite + Unpin>(
     if out.is_empty() {
         return Ok(());
     }
-    let written = tokio::time::timeout(timeout, stream.write_all(out)).await;
+    let written = tokio::time::timeout(timeout, async {
+        stream.write_all(out).await?;
+        stream.flush().await
+    })
+    .await;
     out.clear();
-    written.map_err(|_| std::io::Error::other("write timed out"))??;
-    stream.flush().await
+    written.map_err(|_| std::io::Error::other("write timed out"))?
 }
 
 /// What a driver's wait for input produced.
