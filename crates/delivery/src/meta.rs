@@ -107,7 +107,13 @@ fn addresses(a: Option<&Address<'_>>) -> Value {
             .as_deref()
             .map(|a| a.rsplit_once('@').unwrap_or((a, "")))
             .unwrap_or(("", ""));
-        json!({"name": addr.name.as_deref(), "mailbox": mailbox, "host": host})
+        // An obsolete source route (`<@route:user@domain>`, RFC 5322 §4.4) is the envelope's
+        // adl field, apart from the mailbox.
+        let (route, mailbox) = match mailbox.strip_prefix('@').and_then(|m| m.split_once(':')) {
+            Some((route, mailbox)) => (Some(format!("@{route}")), mailbox),
+            None => (None, mailbox),
+        };
+        json!({"name": addr.name.as_deref(), "route": route, "mailbox": mailbox, "host": host})
     };
     match a {
         None => Value::Null,
@@ -115,7 +121,8 @@ fn addresses(a: Option<&Address<'_>>) -> Value {
         Some(Address::Group(groups)) => Value::Array(
             groups
                 .iter()
-                .map(|g| json!({"group": g.name.as_deref(), "members": g.addresses.iter().map(one).collect::<Vec<_>>()}))
+                // A comment inside a group (`group: (foo) ;`) is not a member.
+                .map(|g| json!({"group": g.name.as_deref(), "members": g.addresses.iter().filter(|a| a.address.is_some()).map(one).collect::<Vec<_>>()}))
                 .collect(),
         ),
     }
@@ -141,6 +148,12 @@ fn structure(m: &Message<'_>, part_id: u32, base: usize, raw: &[u8]) -> Value {
                 "envelope": envelope(inner),
                 "structure": structure(inner, 0, base, raw),
             });
+            // A part of a multipart/digest without Content-Type is message/rfc822 (RFC 2046
+            // §5.1.5); mail-parser parses it as a message but reports the text/plain default.
+            if node["type"] != "message" {
+                node["type"] = json!("message");
+                node["subtype"] = json!("rfc822");
+            }
         }
         _ => {}
     }

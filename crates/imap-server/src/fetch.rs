@@ -3,7 +3,7 @@
 //! and BODYSTRUCTURE from metadata stored at delivery; the message is read only for sections.
 
 use crate::connection::Session;
-use crate::selected::{flag_list, has_flag};
+use crate::selected::has_flag;
 use facteur_imap_session::encode;
 use facteur_imap_session::parse::{FetchItem, Section, SectionText, SeqSet};
 use facteur_imap_session::structure::{self, Layout};
@@ -93,11 +93,11 @@ fn section_bytes(content: &[u8], root: &Value, section: &Section) -> Option<Vec<
             layout.header(structure::find_part(root, &section.part)?),
         )),
         Some(text) => {
-            let (msg, is_root) = structure::message_of(root, &section.part)?;
+            let (msg, holder) = structure::message_of(root, &section.part)?;
             let header = slice(layout.header(msg));
             match text {
                 SectionText::Header => Some(header),
-                SectionText::Text => Some(slice(layout.text(msg, is_root))),
+                SectionText::Text => Some(slice(layout.text(msg, holder))),
                 SectionText::HeaderFields { not, fields } => {
                     Some(structure::header_fields(&header, fields, *not))
                 }
@@ -174,8 +174,10 @@ impl Session {
         };
         let mailbox = view.mailbox.id;
         let read_only = view.read_only;
+        if changed_since.is_some() || items.contains(&FetchItem::ModSeq) {
+            self.enable_condstore();
+        }
         if let Some(since) = changed_since {
-            self.condstore = true;
             let view = self.selected.as_ref().expect("selected");
             idx.retain(|&i| view.entries[i].modseq.0 > since);
             if vanished {
@@ -323,7 +325,7 @@ impl Session {
                             sep(&mut out);
                             flags_sent = true;
                             out.extend_from_slice(
-                                format!("FLAGS {}", flag_list(&entry.flags)).as_bytes(),
+                                format!("FLAGS {}", view.flags_of(&entry)).as_bytes(),
                             );
                         }
                         FetchItem::ModSeq => {}
@@ -472,7 +474,7 @@ impl Session {
                 }
                 if !flags_sent && job.seen_now.contains(&entry.uid) {
                     sep(&mut out);
-                    out.extend_from_slice(format!("FLAGS {}", flag_list(&entry.flags)).as_bytes());
+                    out.extend_from_slice(format!("FLAGS {}", view.flags_of(&entry)).as_bytes());
                 }
                 if changed_since.is_some() || items.contains(&FetchItem::ModSeq) {
                     sep(&mut out);

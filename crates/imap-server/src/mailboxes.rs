@@ -199,11 +199,15 @@ impl Session {
             }
         }
         match self.ctx.store.create_mailbox(account, &name, use_) {
-            Ok(id) => self.tagged(
-                tag,
-                "OK",
-                &format!("[MAILBOXID (F{})] CREATE completed", id.0),
-            ),
+            Ok(_) => match self.ctx.store.mailbox_by_name(account, &name) {
+                // RFC 8474: MAILBOXID is the UIDVALIDITY, unique and never reused.
+                Ok(Some(mb)) => self.tagged(
+                    tag,
+                    "OK",
+                    &format!("[MAILBOXID (F{})] CREATE completed", mb.uidvalidity),
+                ),
+                _ => self.tagged(tag, "OK", "CREATE completed"),
+            },
             Err(StoreError::Conflict(m)) if m.contains("use") => {
                 self.tagged(tag, "NO", "[USEATTR] Another mailbox has that special use")
             }
@@ -387,16 +391,20 @@ impl Session {
             let row = all.iter().find(|m| m.name == name);
             let special = row.and_then(|m| attribute_of(m.special_use.as_deref()));
             let mut child_info = None;
+            let mut lsub_parent = false;
             if !matches(&name) {
                 continue;
             }
             if sel_subscribed && !subscribed {
-                // RECURSIVEMATCH: a parent of a subscribed mailbox is shown with CHILDINFO.
+                // A subscribed mailbox below this one that the patterns do not show by itself:
+                // RECURSIVEMATCH reports it as CHILDINFO (RFC 5258 §3.5), LSUB shows this
+                // parent as \Noselect (RFC 3501 §6.3.9).
                 let prefix = format!("{name}/");
-                if recursive && subs.iter().any(|s| s.starts_with(&prefix)) {
+                let hidden_child = subs.iter().any(|s| s.starts_with(&prefix) && !matches(s));
+                if recursive && hidden_child {
                     child_info = Some("SUBSCRIBED");
-                } else if lsub && subs.iter().any(|s| s.starts_with(&prefix)) && !exists {
-                    // LSUB shows the unsubscribed parent of a subscribed name as \Noselect.
+                } else if lsub && hidden_child {
+                    lsub_parent = true;
                 } else {
                     continue;
                 }
@@ -404,11 +412,10 @@ impl Session {
             if sel_special && special.is_none() {
                 continue;
             }
-            if !exists && !subscribed && child_info.is_none() && sel_subscribed {
-                continue;
-            }
             let mut attrs: Vec<&str> = Vec::new();
-            if !exists {
+            if lsub_parent {
+                attrs.push("\\Noselect");
+            } else if !exists {
                 if extended || self.rev2 {
                     attrs.push("\\NonExistent");
                 } else {
@@ -450,7 +457,11 @@ impl Session {
         let counts = if items.iter().any(|i| {
             matches!(
                 i,
-                StatusItem::Messages | StatusItem::Unseen | StatusItem::Deleted | StatusItem::Size
+                StatusItem::Messages
+                    | StatusItem::Unseen
+                    | StatusItem::Deleted
+                    | StatusItem::Size
+                    | StatusItem::Recent
             )
         }) {
             self.ctx.store.mailbox_counts(mb.id).unwrap_or_default()
@@ -461,14 +472,14 @@ impl Session {
         for item in items {
             parts.push(match item {
                 StatusItem::Messages => format!("MESSAGES {}", counts.messages),
-                StatusItem::Recent => "RECENT 0".to_string(),
+                StatusItem::Recent => format!("RECENT {}", counts.recent),
                 StatusItem::UidNext => format!("UIDNEXT {}", mb.uidnext.0),
                 StatusItem::UidValidity => format!("UIDVALIDITY {}", mb.uidvalidity),
                 StatusItem::Unseen => format!("UNSEEN {}", counts.unseen),
                 StatusItem::Deleted => format!("DELETED {}", counts.deleted),
                 StatusItem::Size => format!("SIZE {}", counts.size),
                 StatusItem::HighestModSeq => format!("HIGHESTMODSEQ {}", mb.highest_modseq.0),
-                StatusItem::MailboxId => format!("MAILBOXID (F{})", mb.id.0),
+                StatusItem::MailboxId => format!("MAILBOXID (F{})", mb.uidvalidity),
             });
         }
         self.out.extend_from_slice(b"* STATUS ");
@@ -545,9 +556,16 @@ impl Session {
             tracing::error!(error = %e, "append failed");
             ("[SERVERBUG]", "Internal error, see the server log")
         };
-        let meta = facteur_delivery::meta::parse(&m.data);
+        let mut meta = facteur_delivery::meta::parse(&m.data);
+        let mut data = m.data;
+        if data.contains(&0)
+            && let Some(converted) = binary_parts_to_base64(&data, &meta.structure)
+        {
+            data = converted;
+            meta = facteur_delivery::meta::parse(&data);
+        }
         let mut writer = store.blob_writer();
-        writer.write(&m.data).map_err(fail)?;
+        writer.write(&data).map_err(fail)?;
         let blob = writer.finish().map_err(fail)?;
         let flags: Vec<String> = m
             .flags
@@ -584,6 +602,68 @@ impl Session {
             Err(e) => Err(fail(e)),
         }
     }
+}
+
+/// RFC 3516 §4.4: a message appended with binary parts (NUL bytes) is kept with those parts
+/// in base64, so BODY[] never sends NUL in a literal; BINARY[] decodes them back.
+fn binary_parts_to_base64(data: &[u8], structure: &str) -> Option<Vec<u8>> {
+    fn leaves(node: &serde_json::Value, data: &[u8], out: &mut Vec<(usize, usize, usize)>) {
+        if let Some(parts) = node["parts"].as_array() {
+            parts.iter().for_each(|p| leaves(p, data, out));
+            return;
+        }
+        if node["message"].is_object() {
+            leaves(&node["message"]["structure"], data, out);
+            return;
+        }
+        let at = |k: &str| node[k].as_u64().map(|v| v as usize);
+        if let (Some(h), Some(b), Some(e)) = (at("header_start"), at("body_start"), at("end"))
+            && h <= b
+            && b <= e
+            && e <= data.len()
+            && data[b..e].contains(&0)
+        {
+            out.push((h, b, e));
+        }
+    }
+    let root: serde_json::Value = serde_json::from_str(structure).ok()?;
+    let mut parts = Vec::new();
+    leaves(&root, data, &mut parts);
+    if parts.is_empty() {
+        return None;
+    }
+    parts.sort_by_key(|p| std::cmp::Reverse(p.1));
+    let mut out = data.to_vec();
+    for (h, b, e) in parts {
+        let encoded = facteur_imap_session::structure::base64_encode(&data[b..e]);
+        let mut body = Vec::with_capacity(encoded.len() * 78 / 76 + 2);
+        for line in encoded.as_bytes().chunks(76) {
+            body.extend_from_slice(line);
+            body.extend_from_slice(b"\r\n");
+        }
+        out.splice(b..e, body);
+        // The part's header: its Content-Transfer-Encoding becomes base64.
+        let header = &data[h..b];
+        let mut new_header = Vec::with_capacity(header.len() + 40);
+        let mut skipping = false;
+        for line in header.split_inclusive(|&c| c == b'\n') {
+            let continuation = matches!(line.first(), Some(b' ' | b'\t'));
+            if skipping && continuation {
+                continue;
+            }
+            skipping =
+                line.len() >= 26 && line[..26].eq_ignore_ascii_case(b"content-transfer-encoding:");
+            if skipping {
+                continue;
+            }
+            if line == b"\r\n" || line == b"\n" {
+                new_header.extend_from_slice(b"Content-Transfer-Encoding: base64\r\n");
+            }
+            new_header.extend_from_slice(line);
+        }
+        out.splice(h..b, new_header);
+    }
+    Some(out)
 }
 
 fn fold_inbox(name: &str) -> String {

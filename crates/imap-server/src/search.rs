@@ -65,6 +65,7 @@ fn body_needles(k: &SearchKey, out: &mut Vec<String>) {
 struct Headers<'a> {
     raw: &'a str,
     parsed: Option<Vec<(String, String)>>,
+    envelope: &'a str,
 }
 
 impl Headers<'_> {
@@ -90,6 +91,49 @@ impl Headers<'_> {
             name.is_none_or(|name| n.eq_ignore_ascii_case(name))
                 && (needle_lower.is_empty()
                     || decode_words(v).to_lowercase().contains(needle_lower))
+        })
+    }
+
+    /// Address fields also match on their parsed form (`name <mailbox@host>`), so comments
+    /// and odd spacing in the raw header do not hide an address.
+    fn address_contains(&self, name: &str, needle_lower: &str) -> bool {
+        let field = match name.to_ascii_lowercase().as_str() {
+            "from" => "from",
+            "to" => "to",
+            "cc" => "cc",
+            "bcc" => "bcc",
+            "sender" => "sender",
+            "reply-to" => "reply_to",
+            _ => return false,
+        };
+        // Cheap test first: every piece of the needle must be somewhere in the raw JSON.
+        if needle_lower.is_ascii()
+            && !self.envelope.contains("=?")
+            && !needle_lower
+                .split(['@', '<', '>', ' ', '"', '\\'])
+                .filter(|p| !p.is_empty())
+                .all(|p| ascii_lower_contains(self.envelope, p))
+        {
+            return false;
+        }
+        let Ok(env) = serde_json::from_str::<Value>(self.envelope) else {
+            return false;
+        };
+        let one = |a: &Value| {
+            let text = format!(
+                "{} <{}@{}>",
+                a["name"].as_str().map(decode_words).unwrap_or_default(),
+                a["mailbox"].as_str().unwrap_or(""),
+                a["host"].as_str().unwrap_or("")
+            );
+            text.to_lowercase().contains(needle_lower)
+        };
+        env[field].as_array().into_iter().flatten().any(|a| {
+            one(a)
+                || a["members"].as_array().into_iter().flatten().any(one)
+                || a["group"]
+                    .as_str()
+                    .is_some_and(|g| g.to_lowercase().contains(needle_lower))
         })
     }
 
@@ -155,8 +199,9 @@ fn eval(
         }
         SearchKey::Uid(SeqSet::Ranges(r)) => SeqSet::contains(r, e.uid.0, ctx.view.max_uid()),
         SearchKey::Flag(f, set) => has_flag(&e.flags, f) == *set,
-        SearchKey::New | SearchKey::Recent => false,
-        SearchKey::Old => true,
+        SearchKey::Recent => ctx.view.recent.contains(&e.uid),
+        SearchKey::New => ctx.view.recent.contains(&e.uid) && !has_flag(&e.flags, "\\Seen"),
+        SearchKey::Old => !ctx.view.recent.contains(&e.uid),
         SearchKey::ModSeq(m) => e.modseq.0 >= *m,
         SearchKey::Body(s) => ctx.bodies.get(s).is_some_and(|b| b.contains(&e.uid)),
         SearchKey::Text(s) => {
@@ -165,9 +210,11 @@ fn eval(
                     .as_mut()
                     .is_some_and(|h| h.contains(None, &s.to_lowercase()))
         }
-        SearchKey::Header(name, v) => headers
-            .as_mut()
-            .is_some_and(|h| h.contains(Some(name), &v.to_lowercase())),
+        SearchKey::Header(name, v) => headers.as_mut().is_some_and(|h| {
+            let needle = v.to_lowercase();
+            h.contains(Some(name), &needle)
+                || (!needle.is_empty() && h.address_contains(name, &needle))
+        }),
         SearchKey::Before(d) => row.is_some_and(|r| day_of(r.internal_date) < *d),
         SearchKey::On(d) => row.is_some_and(|r| day_of(r.internal_date) == *d),
         SearchKey::Since(d) => row.is_some_and(|r| day_of(r.internal_date) >= *d),
@@ -229,6 +276,7 @@ fn run(
         let mut headers = row.map(|r| Headers {
             raw: &r.headers,
             parsed: None,
+            envelope: &r.envelope,
         });
         if eval(key, &ctx, seq, row, &mut headers) {
             out.push(seq);
@@ -288,8 +336,23 @@ impl Session {
         }
         if (all || ret.contains(&SearchReturn::All)) && !nums.is_empty() {
             if sorted {
-                let list: Vec<String> = nums.iter().map(u32::to_string).collect();
-                line.push_str(&format!(" ALL {}", list.join(",")));
+                // RFC 5267 §3.2: a sequence set in sort order; runs of consecutive numbers
+                // may still be written as ranges.
+                let mut parts: Vec<String> = Vec::new();
+                let mut i = 0;
+                while i < nums.len() {
+                    let mut j = i;
+                    while j + 1 < nums.len() && nums[j + 1] == nums[j] + 1 {
+                        j += 1;
+                    }
+                    parts.push(if j > i {
+                        format!("{}:{}", nums[i], nums[j])
+                    } else {
+                        nums[i].to_string()
+                    });
+                    i = j + 1;
+                }
+                line.push_str(&format!(" ALL {}", parts.join(",")));
             } else {
                 line.push_str(&format!(" ALL {}", encode::seq_set(nums)));
             }
@@ -313,15 +376,40 @@ impl Session {
             Ok(f) => f,
             Err(e) => return self.server_error(tag, &e),
         };
+        // RFC 7162 §3.1.5: the highest MODSEQ of the messages returned; with only MIN and/or
+        // MAX asked, of those messages alone.
+        let only_ends = ret.as_ref().is_some_and(|r| {
+            r.iter().all(|x| {
+                matches!(
+                    x,
+                    SearchReturn::Min | SearchReturn::Max | SearchReturn::Save
+                )
+            }) && r
+                .iter()
+                .any(|x| matches!(x, SearchReturn::Min | SearchReturn::Max))
+        });
         let modseq = uses_modseq(key).then(|| {
-            found
+            let returned: Vec<usize> = if only_ends {
+                let r = ret.as_deref().unwrap_or_default();
+                let mut v = Vec::new();
+                if r.contains(&SearchReturn::Min) {
+                    v.extend(found.first());
+                }
+                if r.contains(&SearchReturn::Max) {
+                    v.extend(found.last());
+                }
+                v
+            } else {
+                found.clone()
+            };
+            returned
                 .iter()
                 .map(|&p| view.entries[p].modseq.0)
                 .max()
                 .unwrap_or(0)
         });
         if uses_modseq(key) {
-            self.condstore = true;
+            self.enable_condstore();
         }
         let nums = self.numbers(&found, uid);
         let save = ret
@@ -421,20 +509,28 @@ impl Session {
             .iter()
             .map(|(p, m)| {
                 let env: Value = serde_json::from_str(&m.envelope).unwrap_or(Value::Null);
+                // RFC 5256 §3: the first address's mailbox; a group's start marker carries
+                // the group name. RFC 5957: the display name, else the address. Compared
+                // with i;ascii-casemap (upper case).
                 let first = |field: &str, display: bool| -> String {
                     let a = &env[field][0];
-                    let mailbox = a["mailbox"].as_str().unwrap_or("").to_lowercase();
-                    if display {
+                    if let Some(group) = a["group"].as_str() {
+                        return group.to_ascii_uppercase();
+                    }
+                    let mailbox = a["mailbox"].as_str().unwrap_or("");
+                    let key = if display {
                         a["name"]
                             .as_str()
-                            .map(|n| decode_words(n).to_lowercase())
-                            .filter(|n| !n.is_empty())
-                            .unwrap_or_else(|| {
-                                format!("{}@{}", mailbox, a["host"].as_str().unwrap_or(""))
+                            .map(decode_words)
+                            .filter(|n| !n.trim().is_empty())
+                            .unwrap_or_else(|| match a["host"].as_str() {
+                                Some(h) if !h.is_empty() => format!("{mailbox}@{h}"),
+                                _ => mailbox.to_string(),
                             })
                     } else {
-                        mailbox
-                    }
+                        mailbox.to_string()
+                    };
+                    key.to_ascii_uppercase()
                 };
                 let keys = criteria
                     .iter()
@@ -545,6 +641,7 @@ impl Session {
                     .and_then(mail_parser::DateTime::parse_rfc822)
                     .map(|d| d.to_timestamp())
                     .unwrap_or(m.internal_date);
+                let base_subject = thread::base_subject_reply(get("Subject").unwrap_or(""));
                 ThreadMsg {
                     id: if uid {
                         view.entries[*p].uid.0
@@ -554,7 +651,8 @@ impl Session {
                     message_id: get("Message-ID")
                         .and_then(|v| thread::message_ids(v).into_iter().next()),
                     references,
-                    base_subject: thread::base_subject(get("Subject").unwrap_or("")),
+                    base_subject: base_subject.0,
+                    is_reply: base_subject.1,
                     date,
                 }
             })

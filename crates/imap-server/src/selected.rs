@@ -23,11 +23,28 @@ pub(crate) struct View {
     pub keywords: BTreeSet<String>,
     /// SEARCHRES (RFC 5182): the UIDs `$` stands for.
     pub saved: Vec<Uid>,
+    /// Messages that are \Recent in this session (RFC 3501 §2.3.2; gone in IMAP4rev2).
+    pub recent: std::collections::HashSet<Uid>,
+    /// IMAP4rev1 session: \Recent is shown in FLAGS.
+    pub show_recent: bool,
 }
 
 impl View {
     pub fn position(&self, uid: Uid) -> Option<usize> {
         self.entries.binary_search_by_key(&uid, |e| e.uid).ok()
+    }
+
+    /// The parenthesized flag list of a message, with \Recent for IMAP4rev1 clients.
+    pub fn flags_of(&self, e: &ViewEntry) -> String {
+        if self.show_recent && self.recent.contains(&e.uid) {
+            if e.flags.is_empty() {
+                "(\\Recent)".to_string()
+            } else {
+                format!("({} \\Recent)", e.flags)
+            }
+        } else {
+            format!("({})", e.flags)
+        }
     }
 
     pub fn max_uid(&self) -> u32 {
@@ -83,10 +100,6 @@ impl View {
                 .collect())
         }
     }
-}
-
-pub(crate) fn flag_list(flags: &str) -> String {
-    format!("({flags})")
 }
 
 impl Session {
@@ -231,9 +244,25 @@ impl Session {
                 "OK [PERMANENTFLAGS ({flags} \\*)] Flags permitted"
             ));
         }
+        // \Recent: SELECT claims what no session has seen; EXAMINE only looks.
+        let upto = Uid(mb.uidnext.0.max(entries.last().map_or(0, |e| e.uid.0 + 1)));
+        let first_recent = if examine {
+            Ok(mb.recent_uid)
+        } else {
+            self.ctx.store.claim_recent(mb.id, upto)
+        };
+        let first_recent = match first_recent {
+            Ok(u) => u,
+            Err(e) => return self.server_error(tag, &e),
+        };
+        let recent: std::collections::HashSet<Uid> = entries
+            .iter()
+            .filter(|e| e.uid >= first_recent)
+            .map(|e| e.uid)
+            .collect();
         self.untagged(&format!("{} EXISTS", entries.len()));
         if !self.rev2 {
-            self.untagged("0 RECENT");
+            self.untagged(&format!("{} RECENT", recent.len()));
             if let Some(first) = entries.iter().position(|e| !has_flag(&e.flags, "\\Seen")) {
                 self.untagged(&format!("OK [UNSEEN {}] First unseen", first + 1));
             }
@@ -244,7 +273,7 @@ impl Session {
             "OK [HIGHESTMODSEQ {}] Highest",
             mb.highest_modseq.0
         ));
-        self.untagged(&format!("OK [MAILBOXID (F{})] Ok", mb.id.0));
+        self.untagged(&format!("OK [MAILBOXID (F{})] Ok", mb.uidvalidity));
         if self.rev2 {
             self.out.extend_from_slice(b"* LIST () \"/\" ");
             self.write_mailbox(&mb.name);
@@ -257,6 +286,8 @@ impl Session {
             known_modseq: mb.highest_modseq,
             keywords,
             saved: Vec::new(),
+            recent,
+            show_recent: !self.rev2,
         };
         if let Some(q) = qresync
             && q.uidvalidity == mb.uidvalidity
@@ -310,10 +341,23 @@ impl Session {
                     "{} FETCH (UID {} FLAGS {} MODSEQ ({}))",
                     pos + 1,
                     cur.uid.0,
-                    flag_list(&cur.flags),
+                    view.flags_of(cur),
                     cur.modseq.0
                 ));
             }
+        }
+    }
+
+    /// A CONDSTORE-enabling command (RFC 7162 §3.1) while a mailbox is selected: the client
+    /// learns the HIGHESTMODSEQ at once.
+    pub(crate) fn enable_condstore(&mut self) {
+        if self.condstore {
+            return;
+        }
+        self.condstore = true;
+        if let Some(view) = &self.selected {
+            let m = view.mailbox.highest_modseq.0;
+            self.untagged(&format!("OK [HIGHESTMODSEQ {m}] Highest"));
         }
     }
 
@@ -351,6 +395,7 @@ impl Session {
                 for uid in &changes.expunged {
                     if let Some(pos) = view.position(*uid) {
                         view.entries.remove(pos);
+                        view.recent.remove(uid);
                         if self.qresync {
                             vanished.push(uid.0);
                         } else {
@@ -364,6 +409,7 @@ impl Session {
         }
         let before = view.entries.len();
         let mut new_keywords = false;
+        let mut new_uids = Vec::new();
         for e in changes.updated {
             match view.position(e.uid) {
                 Some(pos) => {
@@ -376,7 +422,7 @@ impl Session {
                             if self.qresync {
                                 line.push_str(&format!("UID {} ", e.uid.0));
                             }
-                            line.push_str(&format!("FLAGS {}", flag_list(&e.flags)));
+                            line.push_str(&format!("FLAGS {}", view.flags_of(&e)));
                             if self.condstore {
                                 line.push_str(&format!(" MODSEQ ({})", e.modseq.0));
                             }
@@ -385,7 +431,10 @@ impl Session {
                         }
                     }
                 }
-                None if e.uid.0 > view.max_uid() => view.entries.push(e.clone()),
+                None if e.uid.0 > view.max_uid() => {
+                    new_uids.push(e.uid);
+                    view.entries.push(e.clone());
+                }
                 None => {}
             }
             for f in e.flags.split_ascii_whitespace() {
@@ -397,6 +446,20 @@ impl Session {
         if !held_back {
             view.known_modseq = changes.highest_modseq;
         }
+        if let Some(last) = new_uids.last() {
+            let first = if view.read_only {
+                Ok(view.mailbox.recent_uid)
+            } else {
+                self.ctx
+                    .store
+                    .claim_recent(view.mailbox.id, Uid(last.0 + 1))
+            };
+            if let Ok(first) = first {
+                view.recent.extend(new_uids.iter().filter(|u| **u >= first));
+            }
+        }
+        let recent_count = view.recent.len();
+        let show_recent = view.show_recent;
         view.mailbox.uidnext = changes.uidnext;
         view.mailbox.highest_modseq = changes.highest_modseq;
         let exists = view.entries.len();
@@ -417,6 +480,9 @@ impl Session {
         }
         if exists > before {
             self.untagged(&format!("{exists} EXISTS"));
+            if show_recent {
+                self.untagged(&format!("{recent_count} RECENT"));
+            }
         }
         for line in out.iter().filter(|l| !l.ends_with("EXPUNGE\r\n")) {
             self.out.extend_from_slice(line.as_bytes());
@@ -475,8 +541,9 @@ impl Session {
             return;
         }
         if unchanged_since.is_some() {
-            self.condstore = true;
+            self.enable_condstore();
         }
+        let view = self.selected.as_ref().expect("selected");
         let idx = match view.resolve(set, uid) {
             Ok(v) => v,
             Err(m) => return self.tagged(tag, "BAD", m),
@@ -520,7 +587,7 @@ impl Session {
                     items.push(format!("UID {}", e.uid.0));
                 }
                 if !silent {
-                    items.push(format!("FLAGS {}", flag_list(&e.flags)));
+                    items.push(format!("FLAGS {}", view.flags_of(e)));
                 }
                 if condstore {
                     items.push(format!("MODSEQ ({})", e.modseq.0));

@@ -478,17 +478,27 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// True at `{` or at `~{` (a literal8, RFC 3516); a lone `~` is an atom character.
+    fn at_literal(&self) -> bool {
+        match self.peek() {
+            Some(b'{') => true,
+            Some(b'~') => self.input.get(self.pos + 1) == Some(&b'{'),
+            _ => false,
+        }
+    }
+
     pub fn string(&mut self) -> Result<Vec<u8>> {
         match self.peek() {
             Some(b'"') => self.quoted(),
-            Some(b'{' | b'~') => self.literal(),
+            _ if self.at_literal() => self.literal(),
             _ => err("expected a string"),
         }
     }
 
     pub fn astring(&mut self) -> Result<Vec<u8>> {
         match self.peek() {
-            Some(b'"' | b'{' | b'~') => self.string(),
+            Some(b'"') => self.string(),
+            _ if self.at_literal() => self.string(),
             _ => {
                 let a = self.take_while(is_astring_char);
                 if a.is_empty() {
@@ -505,7 +515,8 @@ impl<'a> Parser<'a> {
 
     fn list_mailbox(&mut self) -> Result<Vec<u8>> {
         match self.peek() {
-            Some(b'"' | b'{' | b'~') => self.string(),
+            Some(b'"') => self.string(),
+            _ if self.at_literal() => self.string(),
             _ => {
                 let a = self.take_while(is_list_char);
                 if a.is_empty() {
@@ -907,7 +918,7 @@ fn command_body(p: &mut Parser<'_>) -> Result<CommandBody> {
 }
 
 fn nstring(p: &mut Parser<'_>) -> Result<Option<Vec<u8>>> {
-    if matches!(p.peek(), Some(b'"' | b'{' | b'~')) {
+    if p.peek() == Some(b'"') || p.at_literal() {
         return p.string().map(Some);
     }
     if p.keyword()? == "NIL" {

@@ -29,7 +29,9 @@ fn name_field(out: &mut Vec<u8>, name: Option<&str>, utf8: bool) {
 fn address(out: &mut Vec<u8>, a: &Value, utf8: bool) {
     out.push(b'(');
     name_field(out, s(&a["name"]), utf8);
-    out.extend_from_slice(b" NIL ");
+    out.push(b' ');
+    nstr(out, s(&a["route"]));
+    out.push(b' ');
     encode::string_utf8(out, s(&a["mailbox"]).unwrap_or("").as_bytes(), utf8);
     out.push(b' ');
     match s(&a["host"]) {
@@ -291,24 +293,27 @@ impl Layout {
         let start = self.at(&node["body_start"]);
         (start, self.at(&node["end"]).max(start))
     }
-    pub fn text(&self, node: &Value, root: bool) -> (usize, usize) {
-        let (start, end) = self.body(node);
-        if root {
-            (start, self.total)
-        } else {
-            (start, end)
-        }
+    /// TEXT of a message: from its body to the end of what holds it (the whole content for
+    /// the root, the message/rfc822 part's body for an encapsulated one, epilogue included).
+    pub fn text(&self, message: &Value, holder: Option<&Value>) -> (usize, usize) {
+        let start = self.at(&message["body_start"]);
+        let end = match holder {
+            None => self.total,
+            Some(part) => self.body(part).1,
+        };
+        (start, end.max(start))
     }
 }
 
 /// The message (root, or a message/rfc822 part's inner message) whose HEADER/TEXT a section
-/// with this part path names; None when the part is not a message.
-pub fn message_of<'a>(root: &'a Value, path: &[u32]) -> Option<(&'a Value, bool)> {
+/// with this part path names, with the part that holds it (None for the root); None when the
+/// part is not a message.
+pub fn message_of<'a>(root: &'a Value, path: &[u32]) -> Option<(&'a Value, Option<&'a Value>)> {
     if path.is_empty() {
-        return Some((root, true));
+        return Some((root, None));
     }
     let node = find_part(root, path)?;
-    is_message(node).then(|| (&node["message"]["structure"], false))
+    is_message(node).then(|| (&node["message"]["structure"], Some(node)))
 }
 
 /// The header fields of a header block named (or not named) in `fields`, with the final
@@ -402,6 +407,33 @@ pub fn base64_decode(data: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// Quoted-printable body decoding (RFC 2045 §6.7): trailing whitespace on a line is transport
+/// padding and goes; `=` at the end of a line (whitespace may follow it) is a soft break; line
+/// breaks are CRLF.
+pub fn qp_decode_body(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len());
+    let mut lines = data.split(|&b| b == b'\n').peekable();
+    while let Some(line) = lines.next() {
+        let last = lines.peek().is_none();
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let mut end = line.len();
+        while end > 0 && matches!(line[end - 1], b' ' | b'\t') {
+            end -= 1;
+        }
+        let line = &line[..end];
+        match line.strip_suffix(b"=") {
+            Some(soft) => out.extend_from_slice(&qp_decode(soft, false)),
+            None => {
+                out.extend_from_slice(&qp_decode(line, false));
+                if !last {
+                    out.extend_from_slice(b"\r\n");
+                }
+            }
+        }
+    }
+    out
+}
+
 pub fn qp_decode(data: &[u8], underscore_space: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(data.len());
     let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
@@ -442,7 +474,7 @@ pub fn decode_body(encoding: Option<&str>, body: &[u8]) -> Option<Vec<u8>> {
     match encoding.map(str::to_ascii_lowercase).as_deref() {
         None | Some("7bit" | "8bit" | "binary") => Some(body.to_vec()),
         Some("base64") => base64_decode(body),
-        Some("quoted-printable") => Some(qp_decode(body, false)),
+        Some("quoted-printable") => Some(qp_decode_body(body)),
         _ => None,
     }
 }
@@ -514,6 +546,12 @@ mod tests {
         assert_eq!(base64_decode(b"aGVs\r\nbG8=").unwrap(), b"hello");
         assert_eq!(base64_encode(b"hello"), "aGVsbG8=");
         assert_eq!(qp_decode(b"caf=C3=A9=\r\n!", false), "café!".as_bytes());
+        assert_eq!(
+            qp_decode_body(
+                b"hello  \r\nbar=\r\n\r\nfoo\t=\r\nbar\r\nfoo\t \t= \r\n=62\r\nfoo = \t\r\nbar"
+            ),
+            b"hello\r\nbar\r\nfoo\tbar\r\nfoo\t \tb\r\nfoo bar"
+        );
         assert_eq!(
             decode_words("=?utf-8?q?caf=C3=A9?= =?UTF-8?B?IG5vaXI=?= x"),
             "café noir x"

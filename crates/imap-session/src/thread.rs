@@ -4,8 +4,16 @@
 use std::collections::HashMap;
 
 /// RFC 5256 §2.1 base subject: decoded, whitespace collapsed, `Re:`/`Fwd:` leaders, `[blob]`
-/// prefixes, `(fwd)` trailers and `[fwd: ...]` wrappers removed, compared case-insensitively.
+/// prefixes, `(fwd)` trailers and `[fwd: ...]` wrappers removed, in upper case (the
+/// i;ascii-casemap comparator of RFC 5256 §2.1 maps to upper case, so `[` sorts after `A`).
 pub fn base_subject(raw: &str) -> String {
+    base_subject_reply(raw).0
+}
+
+/// The base subject, and whether the subject was a reply or forward (something other than a
+/// blob was removed), which REFERENCES threading needs (RFC 5256 §3, step 5).
+pub fn base_subject_reply(raw: &str) -> (String, bool) {
+    let mut reply = false;
     let decoded = crate::structure::decode_words(raw);
     let mut s: String = decoded.split_whitespace().collect::<Vec<_>>().join(" ");
     loop {
@@ -18,6 +26,7 @@ pub fn base_subject(raw: &str) -> String {
                     .is_some_and(|e| e.eq_ignore_ascii_case("(fwd)"))
             {
                 s = t[..t.len() - 5].to_string();
+                reply = true;
             } else {
                 s = t.to_string();
                 break;
@@ -28,7 +37,10 @@ pub fn base_subject(raw: &str) -> String {
             let t = s.trim_start();
             let rest = strip_leader(t);
             match rest {
-                Some(r) => s = r.to_string(),
+                Some((r, refwd)) => {
+                    reply |= refwd;
+                    s = r.to_string();
+                }
                 None => {
                     s = t.to_string();
                     break;
@@ -39,13 +51,14 @@ pub fn base_subject(raw: &str) -> String {
         let lower = s.to_ascii_lowercase();
         if lower.starts_with("[fwd:") && s.ends_with(']') {
             s = s[5..s.len() - 1].trim().to_string();
+            reply = true;
             continue;
         }
         if s == before {
             break;
         }
     }
-    s.to_lowercase()
+    (s.to_ascii_uppercase(), reply)
 }
 
 fn strip_blob(s: &str) -> Option<&str> {
@@ -57,7 +70,8 @@ fn strip_blob(s: &str) -> Option<&str> {
     Some(rest[end + 1..].trim_start())
 }
 
-fn strip_leader(s: &str) -> Option<&str> {
+/// Removes one `Re:`-style leader (true) or a leading blob (false).
+fn strip_leader(s: &str) -> Option<(&str, bool)> {
     let lower = s.to_ascii_lowercase();
     for word in ["re", "fwd", "fw"] {
         if lower.starts_with(word) {
@@ -66,13 +80,13 @@ fn strip_leader(s: &str) -> Option<&str> {
                 rest = r;
             }
             if let Some(r) = rest.strip_prefix(':') {
-                return Some(r);
+                return Some((r, true));
             }
         }
     }
     // A blob is removed only when something follows it.
     let r = strip_blob(s)?;
-    (!r.is_empty()).then_some(r)
+    (!r.is_empty()).then_some((r, false))
 }
 
 /// What threading needs of a message.
@@ -84,6 +98,8 @@ pub struct ThreadMsg {
     /// References, else the first In-Reply-To id, oldest first.
     pub references: Vec<String>,
     pub base_subject: String,
+    /// The subject was a reply or forward (RFC 5256 §3 step 5C).
+    pub is_reply: bool,
     pub date: i64,
 }
 
@@ -295,8 +311,29 @@ pub fn references(msgs: &[ThreadMsg]) -> String {
                 merged.push(r);
             }
             Some(first) => {
+                let reply_of = |nodes: &[Node], n: usize| nodes[n].msg.map(|m| msgs[m].is_reply);
                 if nodes[first].msg.is_none() {
                     nodes[first].children.push(r);
+                } else if nodes[r].msg.is_none() {
+                    // The dummy takes the other as a child and its place.
+                    nodes[r].children.push(first);
+                    if let Some(pos) = merged.iter().position(|&x| x == first) {
+                        merged[pos] = r;
+                    }
+                    by_subject.insert(subj, r);
+                } else if reply_of(&nodes, first) == Some(false)
+                    && reply_of(&nodes, r) == Some(true)
+                {
+                    // RFC 5256 §3 step 5C: a reply becomes a child of the original.
+                    nodes[first].children.push(r);
+                } else if reply_of(&nodes, first) == Some(true)
+                    && reply_of(&nodes, r) == Some(false)
+                {
+                    nodes[r].children.push(first);
+                    if let Some(pos) = merged.iter().position(|&x| x == first) {
+                        merged[pos] = r;
+                    }
+                    by_subject.insert(subj, r);
                 } else {
                     // Both real: a new empty parent holds them (RFC 5256 step 5C).
                     nodes.push(Node {
@@ -341,20 +378,25 @@ mod tests {
 
     #[test]
     fn base_subjects() {
-        assert_eq!(base_subject("Re: Fwd: [list] Hello (fwd)"), "hello");
-        assert_eq!(base_subject("[fwd: Re: test]"), "test");
-        assert_eq!(base_subject("  RE:  lunch   plans "), "lunch plans");
-        assert_eq!(base_subject("[only]"), "[only]");
-        assert_eq!(base_subject("Réunion déjà"), "réunion déjà");
-        assert_eq!(base_subject("é(fwd)é"), "é(fwd)é");
+        assert_eq!(base_subject("Re: Fwd: [list] Hello (fwd)"), "HELLO");
+        assert_eq!(base_subject("[fwd: Re: test]"), "TEST");
+        assert_eq!(base_subject("  RE:  lunch   plans "), "LUNCH PLANS");
+        assert_eq!(base_subject("[only]"), "[ONLY]");
+        assert_eq!(base_subject("Réunion déjà"), "RéUNION DéJà");
+        assert_eq!(base_subject("é(fwd)é"), "é(FWD)é");
+        assert_eq!(base_subject("Ad: Re: Ad: x"), "AD: RE: AD: X");
+        assert_eq!(base_subject_reply("[list] news"), ("NEWS".into(), false));
+        assert_eq!(base_subject_reply("Re: news"), ("NEWS".into(), true));
     }
 
     fn m(id: u32, mid: &str, refs: &[&str], subj: &str, date: i64) -> ThreadMsg {
+        let (base_subject, is_reply) = base_subject_reply(subj);
         ThreadMsg {
             id,
             message_id: Some(mid.into()),
             references: refs.iter().map(|s| s.to_string()).collect(),
-            base_subject: base_subject(subj),
+            base_subject,
+            is_reply,
             date,
         }
     }
@@ -369,6 +411,14 @@ mod tests {
             m(5, "e", &["a", "b"], "Re: hello", 5),
         ];
         assert_eq!(references(&msgs), "(1 (2 5)(4))(3)");
+        // imaptest thread3/thread4: a reply with the same subject joins its original.
+        let dup = vec![m(1, "a@b", &[], "foo", 1), m(2, "a@b", &[], "Re: foo", 2)];
+        assert_eq!(references(&dup), "(1 2)");
+        let lost = vec![
+            m(1, "a@b", &[], "foo", 1),
+            m(2, "b@b", &["c@b"], "Re: foo", 2),
+        ];
+        assert_eq!(references(&lost), "(1 2)");
         assert_eq!(ordered_subject(&msgs), "(1 (2)(4)(5))(3)");
     }
 }

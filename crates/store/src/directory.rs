@@ -292,13 +292,30 @@ pub(crate) fn create_mailbox(
         "INSERT INTO mailboxes (account_id, name, special_use, uidvalidity) VALUES (?1, ?2, ?3, 0)",
         params![account, name, special],
     )?;
-    // RFC 9051 §2.3.1.1: UIDVALIDITY must change if UIDs are ever reused; a mailbox id never
-    // is, and the creation time keeps values unique even across a restored backup.
+    // RFC 9051 §2.3.1.1: UIDVALIDITY must change if UIDs are ever reused. The creation time
+    // keeps values unique across a restored backup; the counter keeps them unique when a
+    // mailbox is deleted and made again within the same second.
     let id = tx.last_insert_rowid();
-    let validity = ((now_unix() as u64).wrapping_add(id as u64) & 0x7fff_ffff).max(1);
+    let last: i64 = tx
+        .query_row("SELECT last FROM uidvalidity_seq WHERE id = 1", [], |r| {
+            r.get(0)
+        })
+        .optional()?
+        .unwrap_or(0);
+    let now = now_unix() & 0x7fff_ffff;
+    let validity = if last + 1 > 0x7fff_ffff {
+        1
+    } else {
+        now.max(last + 1)
+    };
+    tx.execute(
+        "INSERT INTO uidvalidity_seq (id, last) VALUES (1, ?1)
+         ON CONFLICT (id) DO UPDATE SET last = excluded.last",
+        [validity],
+    )?;
     tx.execute(
         "UPDATE mailboxes SET uidvalidity = ?2 WHERE id = ?1",
-        params![id, validity as i64],
+        params![id, validity],
     )?;
     tx.execute(
         "INSERT OR IGNORE INTO subscriptions (account_id, name) VALUES (?1, ?2)",

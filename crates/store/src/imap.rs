@@ -18,6 +18,8 @@ pub struct MailboxRow {
     pub uidvalidity: u32,
     pub uidnext: Uid,
     pub highest_modseq: ModSeq,
+    /// Messages from this UID on are \Recent: no session has selected them yet.
+    pub recent_uid: Uid,
 }
 
 /// STATUS counters (RFC 9051 §6.3.11, STATUS=SIZE RFC 8438).
@@ -27,6 +29,7 @@ pub struct MailboxCounts {
     pub unseen: u64,
     pub deleted: u64,
     pub size: u64,
+    pub recent: u64,
 }
 
 /// One message as a selected mailbox's view holds it.
@@ -45,6 +48,8 @@ pub struct SearchRow {
     pub size: u64,
     pub headers: String,
     pub blob: crate::BlobHash,
+    /// ENVELOPE (JSON): parsed addresses for FROM, TO, CC and BCC.
+    pub envelope: String,
 }
 
 /// How STORE changes flags (RFC 9051 §6.4.6).
@@ -100,10 +105,12 @@ fn row_to_mailbox(r: &rusqlite::Row<'_>) -> rusqlite::Result<MailboxRow> {
         uidvalidity: r.get(3)?,
         uidnext: Uid(r.get(4)?),
         highest_modseq: ModSeq(r.get::<_, i64>(5)? as u64),
+        recent_uid: Uid(r.get(6)?),
     })
 }
 
-const MAILBOX_COLUMNS: &str = "id, name, special_use, uidvalidity, uidnext, highestmodseq";
+const MAILBOX_COLUMNS: &str =
+    "id, name, special_use, uidvalidity, uidnext, highestmodseq, recent_uid";
 
 impl Store {
     /// Every mailbox of the account, by name.
@@ -128,13 +135,30 @@ impl Store {
         })
     }
 
+    /// Claims the messages below `upto` that no session has seen as \Recent for the caller
+    /// (RFC 3501 §2.3.2: one session only). Returns the first UID claimed; the caller's recent
+    /// messages are those from it up to `upto`.
+    pub fn claim_recent(&self, mailbox: MailboxId, upto: Uid) -> Result<Uid> {
+        self.write(|tx| {
+            let old: u32 = tx
+                .prepare_cached("SELECT recent_uid FROM mailboxes WHERE id = ?1")?
+                .query_row([mailbox.0], |r| r.get(0))?;
+            if upto.0 > old {
+                tx.prepare_cached("UPDATE mailboxes SET recent_uid = ?2 WHERE id = ?1")?
+                    .execute(params![mailbox.0, upto.0])?;
+            }
+            Ok(Uid(old))
+        })
+    }
+
     pub fn mailbox_counts(&self, mailbox: MailboxId) -> Result<MailboxCounts> {
         self.read(|c| {
             Ok(c.prepare_cached(
                 "SELECT count(*),
                         coalesce(sum(instr(flags, '\\Seen') = 0), 0),
                         coalesce(sum(instr(flags, '\\Deleted') > 0), 0),
-                        coalesce(sum(size), 0)
+                        coalesce(sum(size), 0),
+                        coalesce(sum(uid >= (SELECT recent_uid FROM mailboxes WHERE id = ?1)), 0)
                  FROM messages WHERE mailbox_id = ?1",
             )?
             .query_row([mailbox.0], |r| {
@@ -143,6 +167,7 @@ impl Store {
                     unseen: r.get::<_, i64>(1)? as u64,
                     deleted: r.get::<_, i64>(2)? as u64,
                     size: r.get::<_, i64>(3)? as u64,
+                    recent: r.get::<_, i64>(4)? as u64,
                 })
             })?)
         })
@@ -512,7 +537,7 @@ impl Store {
     pub fn search_rows(&self, mailbox: MailboxId) -> Result<Vec<SearchRow>> {
         self.read(|c| {
             let mut stmt = c.prepare_cached(
-                "SELECT uid, internaldate, size, headers, blob_hash FROM messages
+                "SELECT uid, internaldate, size, headers, blob_hash, envelope FROM messages
                  WHERE mailbox_id = ?1 ORDER BY uid",
             )?;
             let rows = stmt.query_map([mailbox.0], |r| {
@@ -523,6 +548,7 @@ impl Store {
                     size: r.get::<_, i64>(2)? as u64,
                     headers: r.get(3)?,
                     blob: crate::BlobHash::from_slice(&hash).unwrap_or(crate::BlobHash([0; 32])),
+                    envelope: r.get(5)?,
                 })
             })?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)

@@ -102,6 +102,15 @@ const MIGRATIONS: &[&str] = &[
         hash BLOB NOT NULL UNIQUE
     );
     CREATE VIRTUAL TABLE text_index USING fts5(body, tokenize = 'trigram');
+    -- RFC 3501 §2.3.2 (Recent): messages from this UID on have not been seen by any session.
+    ALTER TABLE mailboxes ADD COLUMN recent_uid INTEGER NOT NULL DEFAULT 1;
+    -- The last UIDVALIDITY given out: a mailbox deleted and created again under the same name
+    -- (and perhaps the same row id) never gets the same UIDVALIDITY (RFC 9051 §2.3.1.1).
+    CREATE TABLE uidvalidity_seq (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        last INTEGER NOT NULL
+    );
+    INSERT INTO uidvalidity_seq (id, last) SELECT 1, coalesce(max(uidvalidity), 0) FROM mailboxes;
     CREATE TRIGGER blobs_text_gone AFTER DELETE ON blobs BEGIN
         DELETE FROM text_index WHERE rowid = (SELECT id FROM blob_text WHERE hash = old.hash);
         DELETE FROM blob_text WHERE hash = old.hash;
