@@ -9,6 +9,9 @@ use facteur_model::{ModSeq, Uid};
 use facteur_store::{FlagOp, MailboxRow, StoreError, ViewEntry};
 use std::collections::BTreeSet;
 
+/// Messages above which SEARCH, SORT and THREAD leave the async worker thread.
+const LARGE_MAILBOX: usize = 5_000;
+
 const SYSTEM_FLAGS: &str = "\\Answered \\Flagged \\Deleted \\Seen \\Draft";
 
 /// A selected mailbox as this session knows it. Message sequence numbers are positions in
@@ -166,18 +169,20 @@ impl Session {
                 changed_since,
                 vanished,
             } => self.fetch(tag, uid, &set, &items, changed_since, vanished),
-            CommandBody::Search { uid, ret, key } => self.search(tag, uid, ret, &key),
+            CommandBody::Search { uid, ret, key } => {
+                self.heavy(|s| s.search(tag, uid, ret, &key))
+            }
             CommandBody::Sort {
                 uid,
                 criteria,
                 ret,
                 key,
-            } => self.sort(tag, uid, &criteria, ret, &key),
+            } => self.heavy(|s| s.sort(tag, uid, &criteria, ret, &key)),
             CommandBody::Thread {
                 uid,
                 algorithm,
                 key,
-            } => self.thread(tag, uid, algorithm, &key),
+            } => self.heavy(|s| s.thread(tag, uid, algorithm, &key)),
             _ => {
                 self.errors_inc();
                 self.tagged(tag, "BAD", "Command not valid in this state");
@@ -358,6 +363,24 @@ impl Session {
         if let Some(view) = &self.selected {
             let m = view.mailbox.highest_modseq.0;
             self.untagged(&format!("OK [HIGHESTMODSEQ {m}] Highest"));
+        }
+    }
+
+    /// Runs a command that reads the whole mailbox: on a large one it may take tens of
+    /// milliseconds of store reads, so the runtime is told to move other sessions off this
+    /// worker thread meanwhile.
+    fn heavy(&mut self, f: impl FnOnce(&mut Self)) {
+        let large = self
+            .selected
+            .as_ref()
+            .is_some_and(|v| v.entries.len() > LARGE_MAILBOX);
+        if large
+            && tokio::runtime::Handle::try_current()
+                .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
+        {
+            tokio::task::block_in_place(|| f(self));
+        } else {
+            f(self);
         }
     }
 
