@@ -139,7 +139,7 @@ impl Store {
     /// (RFC 3501 §2.3.2: one session only). Returns the first UID claimed; the caller's recent
     /// messages are those from it up to `upto`.
     pub fn claim_recent(&self, mailbox: MailboxId, upto: Uid) -> Result<Uid> {
-        self.write(|tx| {
+        self.write_lazy(|tx| {
             let old: u32 = tx
                 .prepare_cached("SELECT recent_uid FROM mailboxes WHERE id = ?1")?
                 .query_row([mailbox.0], |r| r.get(0))?;
@@ -301,7 +301,7 @@ impl Store {
     }
 
     pub fn set_subscribed(&self, account: AccountId, name: &str, on: bool) -> Result<()> {
-        self.write(|tx| {
+        self.write_lazy(|tx| {
             if on {
                 tx.execute(
                     "INSERT OR IGNORE INTO subscriptions (account_id, name) VALUES (?1, ?2)",
@@ -381,7 +381,7 @@ impl Store {
         flags: &[String],
         unchanged_since: Option<ModSeq>,
     ) -> Result<StoreOutcome> {
-        let (outcome, modseq) = self.write(|tx| {
+        let (outcome, modseq) = self.write_lazy(|tx| {
             let mut outcome = StoreOutcome::default();
             let mut pending = Vec::new();
             {

@@ -110,6 +110,9 @@ struct Inner {
     readers: Mutex<Vec<Connection>>,
     writer: Mutex<Option<std::sync::mpsc::Sender<writer::Job>>>,
     changes: broadcast::Sender<Change>,
+    /// Held by whoever writes in this process: writers queue on it instead of polling
+    /// SQLite's lock with sleeps (the busy handler) under contention.
+    write_lock: Arc<Mutex<()>>,
 }
 
 impl Store {
@@ -131,6 +134,7 @@ impl Store {
                 readers: Mutex::new(vec![conn]),
                 writer: Mutex::new(None),
                 changes,
+                write_lock: Arc::new(Mutex::new(())),
             }),
         };
         Ok(store)
@@ -189,6 +193,7 @@ impl Store {
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>,
     ) -> Result<T> {
         self.read(|conn| {
+            let _turn = self.inner.write_lock.lock().expect("write lock");
             let tx = rusqlite::Transaction::new_unchecked(
                 conn,
                 rusqlite::TransactionBehavior::Immediate,
@@ -196,6 +201,31 @@ impl Store {
             let out = f(&tx)?;
             tx.commit()?;
             Ok(out)
+        })
+    }
+
+    /// Like `write`, for changes whose loss in a power failure costs nothing lasting (flags,
+    /// \Recent, subscriptions): committed with `synchronous=NORMAL`, so without an fsync of
+    /// its own; the next FULL commit (any delivery) makes it durable. Never for anything that
+    /// files or removes a message.
+    pub(crate) fn write_lazy<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>,
+    ) -> Result<T> {
+        self.read(|conn| {
+            let _turn = self.inner.write_lock.lock().expect("write lock");
+            conn.execute_batch("PRAGMA synchronous=NORMAL")?;
+            let result = (|| {
+                let tx = rusqlite::Transaction::new_unchecked(
+                    conn,
+                    rusqlite::TransactionBehavior::Immediate,
+                )?;
+                let out = f(&tx)?;
+                tx.commit()?;
+                Ok(out)
+            })();
+            conn.execute_batch("PRAGMA synchronous=FULL")?;
+            result
         })
     }
 }

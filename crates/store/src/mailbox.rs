@@ -104,7 +104,7 @@ impl Store {
 
     /// Adds the `\Seen` flag (RFC 9051 §2.3.2) to messages that lack it, with a new MODSEQ.
     pub fn mark_seen(&self, account: AccountId, mailbox: MailboxId, uids: &[Uid]) -> Result<()> {
-        let modseq = self.write(|tx| {
+        let modseq = self.write_lazy(|tx| {
             let modseq = next_modseq(tx, account, mailbox)?;
             for uid in uids {
                 tx.prepare_cached(

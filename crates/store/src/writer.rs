@@ -94,9 +94,10 @@ impl Store {
         let (tx, rx) = mpsc::channel();
         let max = self.inner.options.group_commit_max;
         let changes = self.inner.changes.clone();
+        let lock = self.inner.write_lock.clone();
         std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || run(conn, rx, max, changes))
+            .spawn(move || run(conn, rx, max, changes, lock))
             .map_err(crate::io_err("starting the store writer"))?;
         *slot = Some(tx.clone());
         Ok(tx)
@@ -108,6 +109,7 @@ fn run(
     jobs: mpsc::Receiver<Job>,
     max: usize,
     changes: tokio::sync::broadcast::Sender<Change>,
+    lock: std::sync::Arc<std::sync::Mutex<()>>,
 ) {
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
@@ -118,7 +120,11 @@ fn run(
             }
         }
         let mut events = Vec::new();
-        match commit_batch(&mut conn, &batch, &mut events) {
+        let committed = {
+            let _turn = lock.lock().expect("write lock");
+            commit_batch(&mut conn, &batch, &mut events)
+        };
+        match committed {
             Ok(outcomes) => {
                 // Events first: whoever learns of a delivery (its 250) can already see it.
                 for event in events {
