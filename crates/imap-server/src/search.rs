@@ -61,6 +61,29 @@ fn body_needles(k: &SearchKey, out: &mut Vec<String>) {
     }
 }
 
+/// ASCII pieces that every match must hold in its header fields or envelope: from the header
+/// keys of the top-level conjunction (an OR or NOT could match without them).
+fn prefilter(key: &SearchKey) -> Vec<String> {
+    let keys: Vec<&SearchKey> = match key {
+        SearchKey::And(v) => v.iter().collect(),
+        k => vec![k],
+    };
+    let mut out = Vec::new();
+    for k in keys {
+        if let SearchKey::Header(_, needle) = k
+            && needle.is_ascii()
+        {
+            out.extend(
+                needle
+                    .split(['@', '<', '>', ' ', '"', '\\', '\t'])
+                    .filter(|p| !p.is_empty())
+                    .map(|p| p.to_ascii_lowercase()),
+            );
+        }
+    }
+    out
+}
+
 /// A message's header fields, parsed from their JSON on first use.
 struct Headers<'a> {
     raw: &'a str,
@@ -265,7 +288,7 @@ fn run(
         now: crate::mailboxes::now_unix(),
     };
     let rows = if needs_rows(key) {
-        store.search_rows(mailbox)?
+        store.search_rows(mailbox, &prefilter(key))?
     } else {
         Vec::new()
     };

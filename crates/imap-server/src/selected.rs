@@ -169,9 +169,7 @@ impl Session {
                 changed_since,
                 vanished,
             } => self.fetch(tag, uid, &set, &items, changed_since, vanished),
-            CommandBody::Search { uid, ret, key } => {
-                self.heavy(|s| s.search(tag, uid, ret, &key))
-            }
+            CommandBody::Search { uid, ret, key } => self.heavy(|s| s.search(tag, uid, ret, &key)),
             CommandBody::Sort {
                 uid,
                 criteria,

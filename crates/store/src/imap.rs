@@ -520,27 +520,75 @@ impl Store {
                     .replace('%', "\\%")
                     .replace('_', "\\_")
             );
-            let mut stmt = c.prepare_cached(
-                "SELECT m.uid FROM text_index t
-                 JOIN blob_text b ON b.id = t.rowid
-                 JOIN messages m ON m.blob_hash = b.hash
-                 WHERE t.body LIKE ?2 ESCAPE '\\' AND m.mailbox_id = ?1
-                 ORDER BY m.uid",
-            )?;
-            let rows = stmt.query_map(params![mailbox.0, pattern], |r| Ok(Uid(r.get(0)?)))?;
+            // Three characters or more: a phrase query on the trigram index is a
+            // case-insensitive substring match answered from the index; only its hits are
+            // joined to the mailbox's messages. Shorter needles have no trigram: LIKE scans.
+            let (sql, arg) = if needle.chars().count() >= 3 {
+                (
+                    "SELECT m.uid FROM messages m
+                     WHERE m.mailbox_id = ?1 AND m.blob_hash IN (
+                         SELECT b.hash FROM blob_text b WHERE b.id IN (
+                             SELECT rowid FROM text_index WHERE text_index MATCH ?2))
+                     ORDER BY m.uid",
+                    format!("body : \"{}\"", needle.replace('"', "\"\"")),
+                )
+            } else {
+                (
+                    "SELECT m.uid FROM messages m
+                     WHERE m.mailbox_id = ?1 AND m.blob_hash IN (
+                         SELECT b.hash FROM blob_text b WHERE b.id IN (
+                             SELECT rowid FROM text_index WHERE body LIKE ?2 ESCAPE '\\'))
+                     ORDER BY m.uid",
+                    pattern,
+                )
+            };
+            let mut stmt = c.prepare_cached(sql)?;
+            let rows = stmt.query_map(params![mailbox.0, arg], |r| Ok(Uid(r.get(0)?)))?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
     }
 
     /// What SEARCH reads of every message: UID, INTERNALDATE, size, header fields (JSON) and
     /// the blob hash, in UID order.
-    pub fn search_rows(&self, mailbox: MailboxId) -> Result<Vec<SearchRow>> {
+    ///
+    /// `must_contain`: ASCII strings every row returned holds (case-insensitively) in its header
+    /// fields or envelope, unless those hold RFC 2047 encoded-words; a prefilter SQLite applies
+    /// so that rows that cannot match never leave the database.
+    pub fn search_rows(
+        &self,
+        mailbox: MailboxId,
+        must_contain: &[String],
+    ) -> Result<Vec<SearchRow>> {
         self.read(|c| {
-            let mut stmt = c.prepare_cached(
+            let mut sql = String::from(
                 "SELECT uid, internaldate, size, headers, blob_hash, envelope FROM messages
-                 WHERE mailbox_id = ?1 ORDER BY uid",
-            )?;
-            let rows = stmt.query_map([mailbox.0], |r| {
+                 WHERE mailbox_id = ?1",
+            );
+            let mut args: Vec<String> = Vec::new();
+            if !must_contain.is_empty() {
+                sql.push_str(" AND (instr(headers, '=?') > 0 OR instr(envelope, '=?') > 0 OR (1");
+                for needle in must_contain {
+                    args.push(format!(
+                        "%{}%",
+                        needle
+                            .replace('\\', "\\\\")
+                            .replace('%', "\\%")
+                            .replace('_', "\\_")
+                    ));
+                    let n = args.len() + 1;
+                    sql.push_str(&format!(
+                        " AND (headers LIKE ?{n} ESCAPE '\\' OR envelope LIKE ?{n} ESCAPE '\\')"
+                    ));
+                }
+                sql.push_str("))");
+            }
+            sql.push_str(" ORDER BY uid");
+            let mut stmt = c.prepare_cached(&sql)?;
+            let mut params: Vec<&dyn rusqlite::ToSql> = vec![&mailbox.0];
+            for a in &args {
+                params.push(a);
+            }
+            let rows = stmt.query_map(params.as_slice(), |r| {
                 let hash: Vec<u8> = r.get(4)?;
                 Ok(SearchRow {
                     uid: Uid(r.get(0)?),

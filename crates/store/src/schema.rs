@@ -111,6 +111,9 @@ const MIGRATIONS: &[&str] = &[
         last INTEGER NOT NULL
     );
     INSERT INTO uidvalidity_seq (id, last) SELECT 1, coalesce(max(uidvalidity), 0) FROM mailboxes;
+    -- A selected mailbox's view (UID, MODSEQ, flags) and STATUS counts read from the index
+    -- alone, without touching the wide message rows.
+    CREATE INDEX messages_view ON messages(mailbox_id, uid, modseq, flags, size);
     CREATE TRIGGER blobs_text_gone AFTER DELETE ON blobs BEGIN
         DELETE FROM text_index WHERE rowid = (SELECT id FROM blob_text WHERE hash = old.hash);
         DELETE FROM blob_text WHERE hash = old.hash;
