@@ -354,9 +354,14 @@ impl Session {
                 self.untagged(&format!("CAPABILITY {caps}"));
                 self.tagged(tag, "OK", "CAPABILITY completed");
             }
-            CommandBody::Noop | CommandBody::Check => {
+            CommandBody::Noop => {
                 self.sync_selected(true);
                 self.tagged(tag, "OK", "NOOP completed");
+            }
+            // RFC 3501 §6.4.1: every change is already durable; CHECK is a NOOP here.
+            CommandBody::Check => {
+                self.sync_selected(true);
+                self.tagged(tag, "OK", "CHECK completed");
             }
             CommandBody::Logout => {
                 self.untagged("BYE Logging out");

@@ -3,6 +3,7 @@
 //! - `deliver ADDRESS`: a new message (Subject: New) arrives in the INBOX now, as over SMTP;
 //! - `flag ADDRESS MAILBOX UID FLAG`: another session adds FLAG to that message now;
 //! - `expunge ADDRESS MAILBOX UID`: another session removes that message now;
+//! - `quota ADDRESS BYTES`: the account's quota is set;
 //! - `$UIDVALIDITY` in the text stands for alice's INBOX UIDVALIDITY.
 //!
 //! Fixture: see `common.rs`.
@@ -71,6 +72,10 @@ async fn run(file: &str) {
                     )
                     .unwrap();
             }
+            ["quota", address, bytes] => {
+                let a = facteur_model::Address::parse(address).unwrap();
+                store.set_quota(&a, bytes.parse().unwrap()).unwrap();
+            }
             ["expunge", address, name, uid] => {
                 let (account, id) = mailbox(address, name);
                 store
@@ -111,4 +116,5 @@ transcripts! {
     rfc3502_multiappend_and_append_limits => "13-append.txt";
     rfc9051_errors_and_limits => "14-errors.txt";
     rfc9051_imap4rev2_enable_esearch_and_utf8 => "15-rev2.txt";
+    extensions_quota_within_unselect_special_use => "16-extensions.txt";
 }
