@@ -688,7 +688,12 @@ impl Session {
                 change = changes.recv() => {
                     let relevant = match &change {
                         Ok(c) => Some(change_mailbox(c)) == mailbox,
-                        Err(_) => true,
+                        // Events were missed: the sync below finds them by MODSEQ.
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => true,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                            self.untagged("BYE Server shutting down");
+                            return Ok(Flow::Close);
+                        }
                     };
                     if relevant {
                         // Gather what else was committed at the same time, then report.
