@@ -224,7 +224,7 @@ impl Session {
                         let view = self.selected.as_mut().expect("selected");
                         for e in outcome.changed {
                             if let Some(p) = view.position(e.uid) {
-                                view.entries[p] = e.clone();
+                                std::sync::Arc::make_mut(&mut view.entries)[p] = e.clone();
                                 seen_now.push(e.uid);
                             }
                         }

@@ -18,9 +18,10 @@ mod search;
 mod selected;
 
 use facteur_directory::Directory;
-use facteur_model::AccountId;
+use facteur_model::{AccountId, MailboxId, ModSeq};
 use facteur_net::Shutdown;
 use facteur_store::Store;
+use facteur_store::ViewEntry;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -53,7 +54,13 @@ pub struct Context {
     user_ip: Mutex<HashMap<(AccountId, IpAddr), usize>>,
     /// Password verifications running at once (each Argon2id run takes 19 MiB and a core).
     verifications: tokio::sync::Semaphore,
+    /// Views of mailboxes as they are at a MODSEQ, shared by every session whose view is
+    /// exactly that: a thousand sessions idling in one large mailbox hold it once.
+    views: Mutex<HashMap<MailboxId, SharedView>>,
 }
+
+/// A view and the MODSEQ it is exact at; weak, so it goes with the last session holding it.
+type SharedView = (ModSeq, std::sync::Weak<Vec<ViewEntry>>);
 
 impl Context {
     pub fn new(
@@ -75,7 +82,39 @@ impl Context {
             verifications: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get() * 2),
             ),
+            views: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The shared view of `mailbox` at exactly `modseq`, if a session holds one.
+    fn shared_view(&self, mailbox: MailboxId, modseq: ModSeq) -> Option<Arc<Vec<ViewEntry>>> {
+        let views = self.views.lock().expect("view table");
+        views
+            .get(&mailbox)
+            .filter(|(m, _)| *m == modseq)
+            .and_then(|(_, w)| w.upgrade())
+    }
+
+    /// Offers a view that is exactly `mailbox` at `modseq` to other sessions; returns the one
+    /// to keep (an equal one already shared, or this one).
+    fn share_view(
+        &self,
+        mailbox: MailboxId,
+        modseq: ModSeq,
+        view: Arc<Vec<ViewEntry>>,
+    ) -> Arc<Vec<ViewEntry>> {
+        let mut views = self.views.lock().expect("view table");
+        if let Some((m, w)) = views.get(&mailbox)
+            && *m == modseq
+            && let Some(shared) = w.upgrade()
+        {
+            return shared;
+        }
+        if views.len() > 1024 {
+            views.retain(|_, (_, w)| w.strong_count() > 0);
+        }
+        views.insert(mailbox, (modseq, Arc::downgrade(&view)));
+        view
     }
 
     /// Counts a session of `account` from `ip`; None when the cap is reached.

@@ -222,9 +222,9 @@ fn eval(
         }
         SearchKey::Uid(SeqSet::Ranges(r)) => SeqSet::contains(r, e.uid.0, ctx.view.max_uid()),
         SearchKey::Flag(f, set) => has_flag(&e.flags, f) == *set,
-        SearchKey::Recent => ctx.view.recent.contains(&e.uid),
-        SearchKey::New => ctx.view.recent.contains(&e.uid) && !has_flag(&e.flags, "\\Seen"),
-        SearchKey::Old => !ctx.view.recent.contains(&e.uid),
+        SearchKey::Recent => ctx.view.is_recent(e.uid),
+        SearchKey::New => ctx.view.is_recent(e.uid) && !has_flag(&e.flags, "\\Seen"),
+        SearchKey::Old => !ctx.view.is_recent(e.uid),
         SearchKey::ModSeq(m) => e.modseq.0 >= *m,
         SearchKey::Body(s) => ctx.bodies.get(s).is_some_and(|b| b.contains(&e.uid)),
         SearchKey::Text(s) => {

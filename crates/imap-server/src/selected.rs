@@ -19,15 +19,18 @@ const SYSTEM_FLAGS: &str = "\\Answered \\Flagged \\Deleted \\Seen \\Draft";
 pub(crate) struct View {
     pub mailbox: MailboxRow,
     pub read_only: bool,
-    pub entries: Vec<ViewEntry>,
+    /// Shared with other sessions while it is exactly the mailbox at `known_modseq`
+    /// (`Context::share_view`); copied on the first change of this session's own.
+    pub entries: std::sync::Arc<Vec<ViewEntry>>,
     /// Every change up to this MODSEQ has been applied to `entries`.
     pub known_modseq: ModSeq,
     /// Keywords announced in the last FLAGS response.
     pub keywords: BTreeSet<String>,
     /// SEARCHRES (RFC 5182): the UIDs `$` stands for.
     pub saved: Vec<Uid>,
-    /// Messages that are \Recent in this session (RFC 3501 §2.3.2; gone in IMAP4rev2).
-    pub recent: std::collections::HashSet<Uid>,
+    /// UID ranges `[first, end)` \Recent in this session (RFC 3501 §2.3.2; gone in
+    /// IMAP4rev2): claims are ranges, so a first SELECT of 100,000 messages is one pair.
+    pub recent: Vec<(u32, u32)>,
     /// IMAP4rev1 session: \Recent is shown in FLAGS.
     pub show_recent: bool,
 }
@@ -37,9 +40,24 @@ impl View {
         self.entries.binary_search_by_key(&uid, |e| e.uid).ok()
     }
 
+    pub fn is_recent(&self, uid: Uid) -> bool {
+        self.recent.iter().any(|&(a, b)| a <= uid.0 && uid.0 < b)
+    }
+
+    /// Messages of the view that are \Recent.
+    pub fn recent_count(&self) -> usize {
+        self.recent
+            .iter()
+            .map(|&(a, b)| {
+                self.entries.partition_point(|e| e.uid.0 < b)
+                    - self.entries.partition_point(|e| e.uid.0 < a)
+            })
+            .sum()
+    }
+
     /// The parenthesized flag list of a message, with \Recent for IMAP4rev1 clients.
     pub fn flags_of(&self, e: &ViewEntry) -> String {
-        if self.show_recent && self.recent.contains(&e.uid) {
+        if self.show_recent && self.is_recent(e.uid) {
             if e.flags.is_empty() {
                 "(\\Recent)".to_string()
             } else {
@@ -219,14 +237,17 @@ impl Session {
             }
             Err(e) => return self.server_error(tag, &e),
         };
-        let entries = match self.ctx.store.view(mb.id) {
-            Ok(v) => v,
-            Err(e) => return self.server_error(tag, &e),
+        let (at, entries) = match self.ctx.shared_view(mb.id, mb.highest_modseq) {
+            Some(shared) => (mb.highest_modseq, shared),
+            None => match self.ctx.store.view_at(mb.id) {
+                Ok((at, v)) => (at, self.ctx.share_view(mb.id, at, std::sync::Arc::new(v))),
+                Err(e) => return self.server_error(tag, &e),
+            },
         };
         // The mailbox's MODSEQ is read before the view: changes in between are seen twice,
         // never missed.
         let mut keywords = BTreeSet::new();
-        for e in &entries {
+        for e in entries.iter() {
             for f in e.flags.split_ascii_whitespace() {
                 if !f.starts_with('\\') {
                     keywords.insert(f.to_string());
@@ -258,14 +279,11 @@ impl Session {
             Ok(u) => u,
             Err(e) => return self.server_error(tag, &e),
         };
-        let recent: std::collections::HashSet<Uid> = entries
-            .iter()
-            .filter(|e| e.uid >= first_recent)
-            .map(|e| e.uid)
-            .collect();
+        let recent = vec![(first_recent.0, upto.0)];
+        let recent_count = entries.len() - entries.partition_point(|e| e.uid < first_recent);
         self.untagged(&format!("{} EXISTS", entries.len()));
         if !self.rev2 {
-            self.untagged(&format!("{} RECENT", recent.len()));
+            self.untagged(&format!("{recent_count} RECENT"));
             if let Some(first) = entries.iter().position(|e| !has_flag(&e.flags, "\\Seen")) {
                 self.untagged(&format!("OK [UNSEEN {}] First unseen", first + 1));
             }
@@ -286,7 +304,7 @@ impl Session {
             mailbox: mb.clone(),
             read_only: examine,
             entries,
-            known_modseq: mb.highest_modseq,
+            known_modseq: at,
             keywords,
             saved: Vec::new(),
             recent,
@@ -415,8 +433,7 @@ impl Session {
             if expunges {
                 for uid in &changes.expunged {
                     if let Some(pos) = view.position(*uid) {
-                        view.entries.remove(pos);
-                        view.recent.remove(uid);
+                        std::sync::Arc::make_mut(&mut view.entries).remove(pos);
                         if self.qresync {
                             vanished.push(uid.0);
                         } else {
@@ -434,10 +451,10 @@ impl Session {
         for e in changes.updated {
             match view.position(e.uid) {
                 Some(pos) => {
-                    let cur = &mut view.entries[pos];
+                    let cur = &view.entries[pos];
                     if cur.flags != e.flags || (self.condstore && cur.modseq != e.modseq) {
                         let changed_flags = cur.flags != e.flags;
-                        *cur = e.clone();
+                        std::sync::Arc::make_mut(&mut view.entries)[pos] = e.clone();
                         if changed_flags || self.condstore {
                             let mut line = format!("* {} FETCH (", pos + 1);
                             if self.qresync {
@@ -454,7 +471,7 @@ impl Session {
                 }
                 None if e.uid.0 > view.max_uid() => {
                     new_uids.push(e.uid);
-                    view.entries.push(e.clone());
+                    std::sync::Arc::make_mut(&mut view.entries).push(e.clone());
                 }
                 None => {}
             }
@@ -466,6 +483,11 @@ impl Session {
         }
         if !held_back {
             view.known_modseq = changes.highest_modseq;
+            // Exactly the mailbox at that MODSEQ now: share it, or take the shared copy.
+            let mine = std::sync::Arc::clone(&view.entries);
+            view.entries = self
+                .ctx
+                .share_view(view.mailbox.id, view.known_modseq, mine);
         }
         if let Some(last) = new_uids.last() {
             let first = if view.read_only {
@@ -476,10 +498,10 @@ impl Session {
                     .claim_recent(view.mailbox.id, Uid(last.0 + 1))
             };
             if let Ok(first) = first {
-                view.recent.extend(new_uids.iter().filter(|u| **u >= first));
+                view.recent.push((first.0, last.0 + 1));
             }
         }
-        let recent_count = view.recent.len();
+        let recent_count = view.recent_count();
         let show_recent = view.show_recent;
         view.mailbox.uidnext = changes.uidnext;
         view.mailbox.highest_modseq = changes.highest_modseq;
@@ -597,7 +619,7 @@ impl Session {
         let view = self.selected.as_mut().expect("selected");
         for e in &outcome.changed {
             if let Some(pos) = view.position(e.uid) {
-                view.entries[pos] = e.clone();
+                std::sync::Arc::make_mut(&mut view.entries)[pos] = e.clone();
                 for f in e.flags.split_ascii_whitespace() {
                     if !f.starts_with('\\') && view.keywords.insert(f.to_string()) {
                         new_kw = true;

@@ -334,43 +334,86 @@ impl Store {
         })
     }
 
-    /// What changed after `since`: rows with a higher MODSEQ and UIDs expunged after it.
-    pub fn changes_since(&self, mailbox: MailboxId, since: ModSeq) -> Result<MailboxChanges> {
+    /// The view of a mailbox and the MODSEQ it is exact at, read from one snapshot.
+    pub fn view_at(&self, mailbox: MailboxId) -> Result<(ModSeq, Vec<ViewEntry>)> {
         self.read(|c| {
-            let (highest, uidnext): (i64, u32) = c
-                .prepare_cached("SELECT highestmodseq, uidnext FROM mailboxes WHERE id = ?1")?
-                .query_row([mailbox.0], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            let mut out = MailboxChanges {
-                highest_modseq: ModSeq(highest as u64),
-                uidnext: Uid(uidnext),
-                ..Default::default()
+            let tx =
+                rusqlite::Transaction::new_unchecked(c, rusqlite::TransactionBehavior::Deferred)?;
+            let highest: i64 = tx
+                .prepare_cached("SELECT highestmodseq FROM mailboxes WHERE id = ?1")?
+                .query_row([mailbox.0], |r| r.get(0))?;
+            let entries = {
+                let mut stmt = tx.prepare_cached(
+                    "SELECT uid, modseq, flags FROM messages WHERE mailbox_id = ?1 ORDER BY uid",
+                )?;
+                let rows = stmt.query_map([mailbox.0], |r| {
+                    Ok(ViewEntry {
+                        uid: Uid(r.get(0)?),
+                        modseq: ModSeq(r.get::<_, i64>(1)? as u64),
+                        flags: r.get(2)?,
+                    })
+                })?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()?
             };
-            if highest as u64 <= since.0 {
-                return Ok(out);
-            }
-            let mut stmt = c.prepare_cached(
-                "SELECT uid, modseq, flags FROM messages WHERE mailbox_id = ?1 AND modseq > ?2
-                 ORDER BY uid",
-            )?;
-            for row in stmt.query_map(params![mailbox.0, since.0 as i64], |r| {
-                Ok(ViewEntry {
-                    uid: Uid(r.get(0)?),
-                    modseq: ModSeq(r.get::<_, i64>(1)? as u64),
-                    flags: r.get(2)?,
-                })
-            })? {
-                out.updated.push(row?);
-            }
-            let mut stmt = c.prepare_cached(
-                "SELECT uid FROM expunged WHERE mailbox_id = ?1 AND modseq > ?2 ORDER BY uid",
-            )?;
-            for row in stmt.query_map(params![mailbox.0, since.0 as i64], |r| r.get(0))? {
-                out.expunged.push(Uid(row?));
-            }
-            Ok(out)
+            tx.commit()?;
+            Ok((ModSeq(highest as u64), entries))
         })
     }
 
+    /// What changed after `since`: rows with a higher MODSEQ and UIDs expunged after it, all
+    /// read from one snapshot, so the result is exactly the mailbox at `highest_modseq`.
+    pub fn changes_since(&self, mailbox: MailboxId, since: ModSeq) -> Result<MailboxChanges> {
+        self.read(|c| {
+            let tx =
+                rusqlite::Transaction::new_unchecked(c, rusqlite::TransactionBehavior::Deferred)?;
+            let out = changes_in(&tx, mailbox, since);
+            tx.commit()?;
+            out
+        })
+    }
+}
+
+fn changes_in(
+    c: &rusqlite::Connection,
+    mailbox: MailboxId,
+    since: ModSeq,
+) -> Result<MailboxChanges> {
+    {
+        let (highest, uidnext): (i64, u32) = c
+            .prepare_cached("SELECT highestmodseq, uidnext FROM mailboxes WHERE id = ?1")?
+            .query_row([mailbox.0], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let mut out = MailboxChanges {
+            highest_modseq: ModSeq(highest as u64),
+            uidnext: Uid(uidnext),
+            ..Default::default()
+        };
+        if highest as u64 <= since.0 {
+            return Ok(out);
+        }
+        let mut stmt = c.prepare_cached(
+            "SELECT uid, modseq, flags FROM messages WHERE mailbox_id = ?1 AND modseq > ?2
+                 ORDER BY uid",
+        )?;
+        for row in stmt.query_map(params![mailbox.0, since.0 as i64], |r| {
+            Ok(ViewEntry {
+                uid: Uid(r.get(0)?),
+                modseq: ModSeq(r.get::<_, i64>(1)? as u64),
+                flags: r.get(2)?,
+            })
+        })? {
+            out.updated.push(row?);
+        }
+        let mut stmt = c.prepare_cached(
+            "SELECT uid FROM expunged WHERE mailbox_id = ?1 AND modseq > ?2 ORDER BY uid",
+        )?;
+        for row in stmt.query_map(params![mailbox.0, since.0 as i64], |r| r.get(0))? {
+            out.expunged.push(Uid(row?));
+        }
+        Ok(out)
+    }
+}
+
+impl Store {
     /// Changes flags of the UIDs given (those still present), with one new MODSEQ.
     pub fn store_flags(
         &self,
