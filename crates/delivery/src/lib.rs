@@ -95,6 +95,7 @@ pub async fn deliver(
         structure: meta.structure,
         headers: meta.headers,
         search_text: meta.search_text,
+        search_headers: meta.search_headers,
         queue_id: envelope.queue_id.to_string(),
     };
     let message_id = meta.message_id;

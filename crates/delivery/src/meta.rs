@@ -24,6 +24,63 @@ pub struct Meta {
     pub message_id: Option<String>,
     /// Decoded text of every text part (nested messages included), for the search index.
     pub search_text: String,
+    /// The header fields as SEARCH matches them, for the search index: each raw (unfolded)
+    /// field, its decoded value, and the parsed addresses as `name <mailbox@host>`.
+    pub search_headers: String,
+}
+
+/// Most header text kept per message for the search index.
+const SEARCH_HEADERS_MAX: usize = 64 * 1024;
+
+fn search_headers(m: &Message<'_>, envelope: &Value) -> String {
+    let mut out = String::new();
+    for (name, value) in m.headers_raw() {
+        out.push_str(name);
+        out.push_str(": ");
+        out.push_str(&unfold(value.trim()));
+        out.push('\n');
+    }
+    for h in m.headers() {
+        let decoded: Vec<String> = match &h.value {
+            HeaderValue::Text(t) => vec![t.to_string()],
+            HeaderValue::TextList(l) => l.iter().map(|t| t.to_string()).collect(),
+            _ => continue,
+        };
+        for d in decoded {
+            out.push_str(h.name.as_str());
+            out.push_str(": ");
+            out.push_str(&d);
+            out.push('\n');
+        }
+    }
+    let one = |a: &Value, out: &mut String| {
+        out.push_str(&format!(
+            "{} <{}@{}>\n",
+            a["name"].as_str().unwrap_or(""),
+            a["mailbox"].as_str().unwrap_or(""),
+            a["host"].as_str().unwrap_or("")
+        ));
+    };
+    for field in ["from", "sender", "reply_to", "to", "cc", "bcc"] {
+        for a in envelope[field].as_array().into_iter().flatten() {
+            match a["members"].as_array() {
+                Some(members) => {
+                    out.push_str(a["group"].as_str().unwrap_or(""));
+                    out.push('\n');
+                    members.iter().for_each(|m| one(m, &mut out));
+                }
+                None => one(a, &mut out),
+            }
+        }
+    }
+    if out.len() > SEARCH_HEADERS_MAX {
+        let mut end = SEARCH_HEADERS_MAX;
+        while !out.is_char_boundary(end) {
+            end -= 1;
+        }
+        out.truncate(end);
+    }
+    out
 }
 
 /// Most text kept per message for the search index.
@@ -54,8 +111,11 @@ fn search_text(m: &Message<'_>, out: &mut String) {
 /// never fails on content.
 pub fn parse(raw: &[u8]) -> Meta {
     match MessageParser::default().parse(raw) {
-        Some(message) => Meta {
-            envelope: envelope(&message).to_string(),
+        Some(message) => {
+            let env = envelope(&message);
+            Meta {
+            search_headers: search_headers(&message, &env),
+            envelope: env.to_string(),
             structure: structure(&message, 0, 0, raw).to_string(),
             headers: Value::Array(
                 message.headers_raw().map(|(name, value)| json!([name, unfold(value.trim())])).collect(),
@@ -67,7 +127,8 @@ pub fn parse(raw: &[u8]) -> Meta {
                 search_text(&message, &mut text);
                 text
             },
-        },
+        }
+        }
         None => Meta {
             envelope: json!({}).to_string(),
             structure: json!({"type": "text", "subtype": "plain", "header_start": 0, "body_start": 0, "end": raw.len()})
@@ -75,6 +136,7 @@ pub fn parse(raw: &[u8]) -> Meta {
             headers: "[]".into(),
             message_id: None,
             search_text: String::from_utf8_lossy(&raw[..raw.len().min(SEARCH_TEXT_MAX)]).into_owned(),
+            search_headers: String::new(),
         },
     }
 }

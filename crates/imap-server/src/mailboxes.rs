@@ -579,6 +579,7 @@ impl Session {
             structure: meta.structure,
             headers: meta.headers,
             search_text: meta.search_text,
+            search_headers: meta.search_headers,
             queue_id: String::new(),
         };
         let target = facteur_store::Target {

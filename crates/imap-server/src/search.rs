@@ -84,6 +84,24 @@ fn prefilter(key: &SearchKey) -> Vec<String> {
     out
 }
 
+/// Needles of header keys in the top-level conjunction that the header text index can answer:
+/// ASCII (the index holds mail-parser's decoding, the exact check ours) and 3 characters or
+/// more (trigrams).
+fn indexed_header_needles(key: &SearchKey) -> Vec<String> {
+    let keys: Vec<&SearchKey> = match key {
+        SearchKey::And(v) => v.iter().collect(),
+        k => vec![k],
+    };
+    keys.into_iter()
+        .filter_map(|k| match k {
+            SearchKey::Header(_, needle) if needle.is_ascii() && needle.trim().len() >= 3 => {
+                Some(needle.trim().to_string())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 /// A message's header fields, parsed from their JSON on first use.
 struct Headers<'a> {
     raw: &'a str,
@@ -287,14 +305,36 @@ fn run(
         bodies,
         now: crate::mailboxes::now_unix(),
     };
+    // Header keys of the top-level conjunction narrow the candidates through the header
+    // text index first; the keys are then checked exactly on those alone.
+    let mut candidates: Option<HashSet<Uid>> = None;
+    for needle in indexed_header_needles(key) {
+        if let Some(uids) = store.search_header_index(mailbox, &needle)? {
+            let set: HashSet<Uid> = uids.into_iter().collect();
+            candidates = Some(match candidates {
+                None => set,
+                Some(c) => c.intersection(&set).copied().collect(),
+            });
+        }
+    }
     let rows = if needs_rows(key) {
-        store.search_rows(mailbox, &prefilter(key))?
+        let only: Option<Vec<Uid>> = candidates.as_ref().map(|c| {
+            let mut v: Vec<Uid> = c.iter().copied().collect();
+            v.sort_unstable();
+            v
+        });
+        store.search_rows(mailbox, &prefilter(key), only.as_deref())?
     } else {
         Vec::new()
     };
     let by_uid: HashMap<Uid, usize> = rows.iter().enumerate().map(|(i, r)| (r.uid, i)).collect();
     let mut out = Vec::new();
     for seq in 0..view.entries.len() {
+        if let Some(c) = &candidates
+            && !c.contains(&view.entries[seq].uid)
+        {
+            continue;
+        }
         let row = by_uid.get(&view.entries[seq].uid).map(|&i| &rows[i]);
         let mut headers = row.map(|r| Headers {
             raw: &r.headers,

@@ -44,6 +44,7 @@ pub async fn deliver(store: &Store, account: AccountId, raw: &str, date: i64) {
         structure: meta.structure,
         headers: meta.headers,
         search_text: meta.search_text,
+        search_headers: meta.search_headers,
         queue_id: "Q".into(),
     };
     store

@@ -70,6 +70,7 @@ async fn start(name: &str, settings: facteur_config::Pop3) -> TestServer {
             structure: "{}".into(),
             headers: "[]".into(),
             search_text: String::new(),
+            search_headers: String::new(),
             queue_id: format!("Q{i}"),
         };
         store

@@ -591,16 +591,44 @@ impl Store {
         })
     }
 
+    /// UIDs of the mailbox whose indexed header text (raw fields, decoded values, parsed
+    /// addresses) contains `needle`, case-insensitively: a superset of the messages a header
+    /// key with this needle matches. None when the needle is too short for the index.
+    pub fn search_header_index(
+        &self,
+        mailbox: MailboxId,
+        needle: &str,
+    ) -> Result<Option<Vec<Uid>>> {
+        if needle.chars().count() < 3 {
+            return Ok(None);
+        }
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT m.uid FROM messages m
+                 WHERE m.mailbox_id = ?1 AND m.blob_hash IN (
+                     SELECT b.hash FROM blob_text b WHERE b.id IN (
+                         SELECT rowid FROM text_index WHERE text_index MATCH ?2))
+                 ORDER BY m.uid",
+            )?;
+            let query = format!("headers : \"{}\"", needle.replace('"', "\"\""));
+            let rows = stmt.query_map(params![mailbox.0, query], |r| Ok(Uid(r.get(0)?)))?;
+            Ok(Some(rows.collect::<rusqlite::Result<_>>()?))
+        })
+    }
+
     /// What SEARCH reads of every message: UID, INTERNALDATE, size, header fields (JSON) and
     /// the blob hash, in UID order.
     ///
     /// `must_contain`: ASCII strings every row returned holds (case-insensitively) in its header
     /// fields or envelope, unless those hold RFC 2047 encoded-words; a prefilter SQLite applies
     /// so that rows that cannot match never leave the database.
+    ///
+    /// `only`: when given, just these UIDs (the candidates an index lookup left).
     pub fn search_rows(
         &self,
         mailbox: MailboxId,
         must_contain: &[String],
+        only: Option<&[Uid]>,
     ) -> Result<Vec<SearchRow>> {
         self.read(|c| {
             let mut sql = String::from(
@@ -608,6 +636,13 @@ impl Store {
                  WHERE mailbox_id = ?1",
             );
             let mut args: Vec<String> = Vec::new();
+            if let Some(uids) = only {
+                let list: Vec<u32> = uids.iter().map(|u| u.0).collect();
+                // A JSON array for json_each: one parameter whatever the number of UIDs.
+                let json: Vec<String> = list.iter().map(u32::to_string).collect();
+                args.push(format!("[{}]", json.join(",")));
+                sql.push_str(" AND uid IN (SELECT value FROM json_each(?2))");
+            }
             if !must_contain.is_empty() {
                 sql.push_str(" AND (instr(headers, '=?') > 0 OR instr(envelope, '=?') > 0 OR (1");
                 for needle in must_contain {

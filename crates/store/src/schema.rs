@@ -101,7 +101,7 @@ const MIGRATIONS: &[&str] = &[
         id INTEGER PRIMARY KEY,
         hash BLOB NOT NULL UNIQUE
     );
-    CREATE VIRTUAL TABLE text_index USING fts5(body, tokenize = 'trigram');
+    CREATE VIRTUAL TABLE text_index USING fts5(body, headers, tokenize = 'trigram');
     -- RFC 3501 §2.3.2 (Recent): messages from this UID on have not been seen by any session.
     ALTER TABLE mailboxes ADD COLUMN recent_uid INTEGER NOT NULL DEFAULT 1;
     -- The last UIDVALIDITY given out: a mailbox deleted and created again under the same name

@@ -23,6 +23,8 @@ pub struct NewMessage {
     pub headers: String,
     /// Decoded text of the body for the search index (SEARCH BODY/TEXT); may be empty.
     pub search_text: String,
+    /// Header fields as text (raw, decoded, parsed addresses) for the search index.
+    pub search_headers: String,
     pub queue_id: String,
 }
 
@@ -190,13 +192,13 @@ fn file_message(conn: &Connection, job: &Job, events: &mut Vec<Change>) -> Resul
         m.blob.size as i64,
         m.blob.inline.as_deref()
     ])?;
-    if conn.changes() == 1 && !m.search_text.is_empty() {
+    if conn.changes() == 1 && !(m.search_text.is_empty() && m.search_headers.is_empty()) {
         conn.prepare_cached("INSERT INTO blob_text (hash) VALUES (?1)")?
             .execute([&m.blob.hash.0[..]])?;
         conn.prepare_cached(
-            "INSERT INTO text_index (rowid, body) VALUES (last_insert_rowid(), ?1)",
+            "INSERT INTO text_index (rowid, body, headers) VALUES (last_insert_rowid(), ?1, ?2)",
         )?
-        .execute([&m.search_text])?;
+        .execute([&m.search_text, &m.search_headers])?;
     }
     let mut outcomes = Vec::with_capacity(job.targets.len());
     for target in &job.targets {

@@ -42,6 +42,7 @@ fn message(store: &Store, body: &[u8]) -> NewMessage {
         structure: "{}".into(),
         headers: "[]".into(),
         search_text: String::new(),
+        search_headers: String::new(),
         queue_id: "Q1".into(),
     }
 }
