@@ -568,10 +568,10 @@ impl Store {
             // joined to the mailbox's messages. Shorter needles have no trigram: LIKE scans.
             let (sql, arg) = if needle.chars().count() >= 3 {
                 (
-                    "SELECT m.uid FROM messages m
-                     WHERE m.mailbox_id = ?1 AND m.blob_hash IN (
-                         SELECT b.hash FROM blob_text b WHERE b.id IN (
-                             SELECT rowid FROM text_index WHERE text_index MATCH ?2))
+                    "SELECT m.uid FROM text_index t
+                     CROSS JOIN blob_text b ON b.id = t.rowid
+                     CROSS JOIN messages m INDEXED BY messages_blob ON m.blob_hash = b.hash
+                     WHERE t.text_index MATCH ?2 AND m.mailbox_id = ?1
                      ORDER BY m.uid",
                     format!("body : \"{}\"", needle.replace('"', "\"\"")),
                 )
@@ -604,10 +604,13 @@ impl Store {
         }
         self.read(|c| {
             let mut stmt = c.prepare_cached(
-                "SELECT m.uid FROM messages m
-                 WHERE m.mailbox_id = ?1 AND m.blob_hash IN (
-                     SELECT b.hash FROM blob_text b WHERE b.id IN (
-                         SELECT rowid FROM text_index WHERE text_index MATCH ?2))
+                // The index hits drive the join (CROSS JOIN fixes the order, INDEXED BY the
+                // lookup by blob): a few rows, instead of every message of the mailbox probed
+                // against the hits.
+                "SELECT m.uid FROM text_index t
+                 CROSS JOIN blob_text b ON b.id = t.rowid
+                 CROSS JOIN messages m INDEXED BY messages_blob ON m.blob_hash = b.hash
+                 WHERE t.text_index MATCH ?2 AND m.mailbox_id = ?1
                  ORDER BY m.uid",
             )?;
             let query = format!("headers : \"{}\"", needle.replace('"', "\"\""));
