@@ -107,6 +107,14 @@ fn section_bytes(content: &[u8], root: &Value, section: &Section) -> Option<Vec<
     }
 }
 
+/// A part number as written in a response: `1.2.3`.
+fn part_name(part: &[u32]) -> String {
+    part.iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
 fn partial_of(data: Vec<u8>, partial: Option<(u64, u64)>) -> Vec<u8> {
     match partial {
         None => data,
@@ -423,11 +431,7 @@ impl Session {
                             match binary_bytes(content, root, part) {
                                 Ok(data) => {
                                     sep(&mut out);
-                                    let name = part
-                                        .iter()
-                                        .map(u32::to_string)
-                                        .collect::<Vec<_>>()
-                                        .join(".");
+                                    let name = part_name(part);
                                     out.extend_from_slice(format!("BINARY[{name}]").as_bytes());
                                     if let Some((start, _)) = partial {
                                         out.extend_from_slice(format!("<{start}>").as_bytes());
@@ -454,11 +458,7 @@ impl Session {
                             match binary_bytes(content, root, part) {
                                 Ok(data) => {
                                     sep(&mut out);
-                                    let name = part
-                                        .iter()
-                                        .map(u32::to_string)
-                                        .collect::<Vec<_>>()
-                                        .join(".");
+                                    let name = part_name(part);
                                     out.extend_from_slice(
                                         format!(
                                             "BINARY.SIZE[{name}] {}",

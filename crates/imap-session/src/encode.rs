@@ -1,19 +1,23 @@
 //! Response encoding: strings as atoms, quoted strings or literals (RFC 9051 §4.3), NIL.
 
+fn quoted(out: &mut Vec<u8>, s: &[u8]) {
+    out.push(b'"');
+    for &b in s {
+        if b == b'"' || b == b'\\' {
+            out.push(b'\\');
+        }
+        out.push(b);
+    }
+    out.push(b'"');
+}
+
 /// Appends `s` as a quoted string when it can be one, else as a literal.
 pub fn string(out: &mut Vec<u8>, s: &[u8]) {
     if s.len() < 1024
         && s.iter()
             .all(|&b| b != b'\r' && b != b'\n' && b != 0 && b < 0x80)
     {
-        out.push(b'"');
-        for &b in s {
-            if b == b'"' || b == b'\\' {
-                out.push(b'\\');
-            }
-            out.push(b);
-        }
-        out.push(b'"');
+        quoted(out, s);
     } else {
         literal(out, s);
     }
@@ -26,14 +30,7 @@ pub fn string_utf8(out: &mut Vec<u8>, s: &[u8], utf8: bool) {
         && std::str::from_utf8(s).is_ok()
         && !s.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0)
     {
-        out.push(b'"');
-        for &b in s {
-            if b == b'"' || b == b'\\' {
-                out.push(b'\\');
-            }
-            out.push(b);
-        }
-        out.push(b'"');
+        quoted(out, s);
     } else {
         string(out, s);
     }

@@ -194,13 +194,7 @@ impl Store {
     ) -> Result<T> {
         self.read(|conn| {
             let _turn = self.inner.write_lock.lock().expect("write lock");
-            let tx = rusqlite::Transaction::new_unchecked(
-                conn,
-                rusqlite::TransactionBehavior::Immediate,
-            )?;
-            let out = f(&tx)?;
-            tx.commit()?;
-            Ok(out)
+            transaction(conn, f)
         })
     }
 
@@ -215,19 +209,22 @@ impl Store {
         self.read(|conn| {
             let _turn = self.inner.write_lock.lock().expect("write lock");
             conn.execute_batch("PRAGMA synchronous=NORMAL")?;
-            let result = (|| {
-                let tx = rusqlite::Transaction::new_unchecked(
-                    conn,
-                    rusqlite::TransactionBehavior::Immediate,
-                )?;
-                let out = f(&tx)?;
-                tx.commit()?;
-                Ok(out)
-            })();
+            let result = transaction(conn, f);
             conn.execute_batch("PRAGMA synchronous=FULL")?;
             result
         })
     }
+}
+
+/// Runs `f` in an immediate transaction on `conn` and commits it.
+fn transaction<T>(
+    conn: &Connection,
+    f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>,
+) -> Result<T> {
+    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
+    let out = f(&tx)?;
+    tx.commit()?;
+    Ok(out)
 }
 
 /// Opens one connection with the pragmas every connection needs.
