@@ -56,7 +56,9 @@ pub struct Context {
     verifications: tokio::sync::Semaphore,
     /// Views of mailboxes as they are at a MODSEQ, shared by every session whose view is
     /// exactly that: a thousand sessions idling in one large mailbox hold it once.
-    views: Mutex<HashMap<MailboxId, SharedView>>,
+    /// Keyed by mailbox and UIDVALIDITY: a row id may come back for a new mailbox after a
+    /// DELETE, a UIDVALIDITY never does.
+    views: Mutex<HashMap<(MailboxId, u32), SharedView>>,
 }
 
 /// A view and the MODSEQ it is exact at; weak, so it goes with the last session holding it.
@@ -87,7 +89,11 @@ impl Context {
     }
 
     /// The shared view of `mailbox` at exactly `modseq`, if a session holds one.
-    fn shared_view(&self, mailbox: MailboxId, modseq: ModSeq) -> Option<Arc<Vec<ViewEntry>>> {
+    fn shared_view(
+        &self,
+        mailbox: (MailboxId, u32),
+        modseq: ModSeq,
+    ) -> Option<Arc<Vec<ViewEntry>>> {
         let views = self.views.lock().expect("view table");
         views
             .get(&mailbox)
@@ -99,7 +105,7 @@ impl Context {
     /// to keep (an equal one already shared, or this one).
     fn share_view(
         &self,
-        mailbox: MailboxId,
+        mailbox: (MailboxId, u32),
         modseq: ModSeq,
         view: Arc<Vec<ViewEntry>>,
     ) -> Arc<Vec<ViewEntry>> {

@@ -237,10 +237,11 @@ impl Session {
             }
             Err(e) => return self.server_error(tag, &e),
         };
-        let (at, entries) = match self.ctx.shared_view(mb.id, mb.highest_modseq) {
+        let key = (mb.id, mb.uidvalidity);
+        let (at, entries) = match self.ctx.shared_view(key, mb.highest_modseq) {
             Some(shared) => (mb.highest_modseq, shared),
             None => match self.ctx.store.view_at(mb.id) {
-                Ok((at, v)) => (at, self.ctx.share_view(mb.id, at, std::sync::Arc::new(v))),
+                Ok((at, v)) => (at, self.ctx.share_view(key, at, std::sync::Arc::new(v))),
                 Err(e) => return self.server_error(tag, &e),
             },
         };
@@ -485,9 +486,11 @@ impl Session {
             view.known_modseq = changes.highest_modseq;
             // Exactly the mailbox at that MODSEQ now: share it, or take the shared copy.
             let mine = std::sync::Arc::clone(&view.entries);
-            view.entries = self
-                .ctx
-                .share_view(view.mailbox.id, view.known_modseq, mine);
+            view.entries = self.ctx.share_view(
+                (view.mailbox.id, view.mailbox.uidvalidity),
+                view.known_modseq,
+                mine,
+            );
         }
         if let Some(last) = new_uids.last() {
             let first = if view.read_only {

@@ -281,6 +281,27 @@ fn account_id(tx: &Transaction<'_>, address: &Address) -> Result<Option<i64>> {
         .optional()?)
 }
 
+/// Takes the next value of a named counter: `next` maps the last value given to the new one.
+fn next_in_sequence(
+    tx: &Transaction<'_>,
+    name: &str,
+    next: impl FnOnce(i64) -> Result<i64>,
+) -> Result<i64> {
+    let last: i64 = tx
+        .query_row("SELECT last FROM sequences WHERE name = ?1", [name], |r| {
+            r.get(0)
+        })
+        .optional()?
+        .unwrap_or(0);
+    let value = next(last)?;
+    tx.execute(
+        "INSERT INTO sequences (name, last) VALUES (?1, ?2)
+         ON CONFLICT (name) DO UPDATE SET last = excluded.last",
+        params![name, value],
+    )?;
+    Ok(value)
+}
+
 pub(crate) fn create_mailbox(
     tx: &Transaction<'_>,
     account: i64,
@@ -288,35 +309,30 @@ pub(crate) fn create_mailbox(
     special: Option<SpecialUse>,
 ) -> Result<i64> {
     let special = special.map(|s| format!("{s:?}").to_lowercase());
-    tx.execute(
-        "INSERT INTO mailboxes (account_id, name, special_use, uidvalidity) VALUES (?1, ?2, ?3, 0)",
-        params![account, name, special],
-    )?;
+    // Mailbox ids are never reused (a row id would be, after a DELETE of the highest one).
+    let last_id = next_in_sequence(tx, "mailbox", |last| {
+        let max: i64 = tx.query_row("SELECT coalesce(max(id), 0) FROM mailboxes", [], |r| {
+            r.get(0)
+        })?;
+        Ok(last.max(max) + 1)
+    })?;
     // RFC 9051 §2.3.1.1: UIDVALIDITY must change if UIDs are ever reused. The creation time
     // keeps values unique across a restored backup; the counter keeps them unique when a
     // mailbox is deleted and made again within the same second.
-    let id = tx.last_insert_rowid();
-    let last: i64 = tx
-        .query_row("SELECT last FROM uidvalidity_seq WHERE id = 1", [], |r| {
-            r.get(0)
+    let validity = next_in_sequence(tx, "uidvalidity", |last| {
+        let now = now_unix() & 0x7fff_ffff;
+        Ok(if last + 1 > 0x7fff_ffff {
+            1
+        } else {
+            now.max(last + 1)
         })
-        .optional()?
-        .unwrap_or(0);
-    let now = now_unix() & 0x7fff_ffff;
-    let validity = if last + 1 > 0x7fff_ffff {
-        1
-    } else {
-        now.max(last + 1)
-    };
+    })?;
     tx.execute(
-        "INSERT INTO uidvalidity_seq (id, last) VALUES (1, ?1)
-         ON CONFLICT (id) DO UPDATE SET last = excluded.last",
-        [validity],
+        "INSERT INTO mailboxes (id, account_id, name, special_use, uidvalidity)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![last_id, account, name, special, validity],
     )?;
-    tx.execute(
-        "UPDATE mailboxes SET uidvalidity = ?2 WHERE id = ?1",
-        params![id, validity],
-    )?;
+    let id = last_id;
     tx.execute(
         "INSERT OR IGNORE INTO subscriptions (account_id, name) VALUES (?1, ?2)",
         params![account, name],

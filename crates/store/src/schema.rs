@@ -104,13 +104,16 @@ const MIGRATIONS: &[&str] = &[
     CREATE VIRTUAL TABLE text_index USING fts5(body, headers, tokenize = 'trigram');
     -- RFC 3501 §2.3.2 (Recent): messages from this UID on have not been seen by any session.
     ALTER TABLE mailboxes ADD COLUMN recent_uid INTEGER NOT NULL DEFAULT 1;
-    -- The last UIDVALIDITY given out: a mailbox deleted and created again under the same name
-    -- (and perhaps the same row id) never gets the same UIDVALIDITY (RFC 9051 §2.3.1.1).
-    CREATE TABLE uidvalidity_seq (
-        id INTEGER PRIMARY KEY CHECK (id = 1),
+    -- The last mailbox id and UIDVALIDITY given out. Neither is ever given again: a mailbox
+    -- deleted and created again under the same name never gets the same UIDVALIDITY (RFC 9051
+    -- §2.3.1.1), and a session or an event naming a deleted mailbox's id can never reach a
+    -- later mailbox (of any account) that would otherwise reuse the row id.
+    CREATE TABLE sequences (
+        name TEXT PRIMARY KEY,
         last INTEGER NOT NULL
-    );
-    INSERT INTO uidvalidity_seq (id, last) SELECT 1, coalesce(max(uidvalidity), 0) FROM mailboxes;
+    ) WITHOUT ROWID;
+    INSERT INTO sequences (name, last) SELECT 'uidvalidity', coalesce(max(uidvalidity), 0) FROM mailboxes;
+    INSERT INTO sequences (name, last) SELECT 'mailbox', coalesce(max(id), 0) FROM mailboxes;
     -- A selected mailbox's view (UID, MODSEQ, flags) and STATUS counts read from the index
     -- alone, without touching the wide message rows.
     CREATE INDEX messages_view ON messages(mailbox_id, uid, modseq, flags, size);

@@ -295,3 +295,33 @@ async fn expunge_logs_uids_frees_quota_and_blobs() {
         "another account's mailbox"
     );
 }
+
+/// A deleted mailbox's id and UIDVALIDITY are never given to another mailbox, even to one of
+/// the same name created at once, even in another account: a session or an event still naming
+/// the old mailbox can never reach the new one.
+#[test]
+fn mailbox_ids_and_uidvalidity_are_never_reused() {
+    let t = temp_store("reuse", 1024);
+    let s = &t.store;
+    s.add_domain(&Domain::parse("example.com").unwrap())
+        .unwrap();
+    let alice = s
+        .add_account(&addr("alice@example.com"), "hash", 0)
+        .unwrap();
+    let old = s.create_mailbox(alice, "Projects", None).unwrap();
+    let old_row = s.mailbox_by_name(alice, "Projects").unwrap().unwrap();
+    s.delete_mailbox(alice, old).unwrap();
+    let again = s.create_mailbox(alice, "Projects", None).unwrap();
+    let again_row = s.mailbox_by_name(alice, "Projects").unwrap().unwrap();
+    assert_ne!(old, again);
+    assert_ne!(old_row.uidvalidity, again_row.uidvalidity);
+    s.delete_mailbox(alice, again).unwrap();
+    let bob = s.add_account(&addr("bob@example.com"), "hash", 0).unwrap();
+    let ids: Vec<_> = s
+        .mailbox_list(bob)
+        .unwrap()
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    assert!(!ids.contains(&old) && !ids.contains(&again), "{ids:?}");
+}
