@@ -394,28 +394,12 @@ impl Session {
                 }
             }
             CommandBody::Login { user, password } => {
-                if authenticated {
-                    self.tagged(tag, "BAD", "Already authenticated");
-                } else if !self.tls && !self.ctx.settings.plaintext_auth {
-                    self.tagged(
-                        tag,
-                        "NO",
-                        "[PRIVACYREQUIRED] Use STARTTLS or port 993 first",
-                    );
-                } else {
+                if self.may_authenticate(tag) {
                     return self.login(tag, user, password, stream).await;
                 }
             }
             CommandBody::Authenticate { mechanism, initial } => {
-                if authenticated {
-                    self.tagged(tag, "BAD", "Already authenticated");
-                } else if !self.tls && !self.ctx.settings.plaintext_auth {
-                    self.tagged(
-                        tag,
-                        "NO",
-                        "[PRIVACYREQUIRED] Use STARTTLS or port 993 first",
-                    );
-                } else {
+                if self.may_authenticate(tag) {
                     return self.authenticate(tag, &mechanism, initial, stream).await;
                 }
             }
@@ -477,6 +461,24 @@ impl Session {
             body => self.mailbox_command(tag, body).await,
         }
         Ok(Flow::Continue)
+    }
+
+    /// LOGIN and AUTHENTICATE: only once, and not in clear unless the admin allows it;
+    /// otherwise the refusal is answered here.
+    fn may_authenticate(&mut self, tag: &str) -> bool {
+        if self.user.is_some() {
+            self.tagged(tag, "BAD", "Already authenticated");
+            false
+        } else if !self.tls && !self.ctx.settings.plaintext_auth {
+            self.tagged(
+                tag,
+                "NO",
+                "[PRIVACYREQUIRED] Use STARTTLS or port 993 first",
+            );
+            false
+        } else {
+            true
+        }
     }
 
     /// UTF-8 names and strings for clients that enabled IMAP4rev2 or UTF8=ACCEPT.
@@ -551,12 +553,7 @@ impl Session {
         user: &str,
         stream: &mut S,
     ) -> std::io::Result<Flow> {
-        // The stable line fail2ban matches (etc/fail2ban/filter.d/facteur.conf).
-        tracing::warn!(
-            "auth failed service=imap remote={} user={}",
-            self.peer.ip(),
-            sanitize(user)
-        );
+        facteur_net::log_auth_failure("imap", self.peer.ip(), user);
         self.auth_failures += 1;
         self.flush(stream).await?;
         tokio::time::sleep(Duration::from_millis(
@@ -757,14 +754,4 @@ pub(crate) fn change_mailbox(c: &facteur_store::Change) -> facteur_model::Mailbo
         | facteur_store::Change::FlagsChanged { mailbox, .. }
         | facteur_store::Change::Expunged { mailbox, .. } => *mailbox,
     }
-}
-
-/// A user name fit for one log line: printable, without spaces, bounded.
-fn sanitize(user: &str) -> String {
-    let s: String = user
-        .chars()
-        .filter(|c| !c.is_control() && !c.is_whitespace())
-        .take(128)
-        .collect();
-    if s.is_empty() { "-".into() } else { s }
 }

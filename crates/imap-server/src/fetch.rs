@@ -341,7 +341,10 @@ impl Session {
                             sep(&mut out);
                             out.extend_from_slice(b"INTERNALDATE ");
                             out.extend_from_slice(
-                                encode::date_time(row.map_or(0, |r| r.internal_date)).as_bytes(),
+                                facteur_imap_session::date::date_time(
+                                    row.map_or(0, |r| r.internal_date),
+                                )
+                                .as_bytes(),
                             );
                         }
                         FetchItem::Rfc822Size => {

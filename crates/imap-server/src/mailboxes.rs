@@ -180,23 +180,8 @@ impl Session {
             }
         };
         let account = self.account();
-        // RFC 9051 §6.3.4: superior names are created as needed.
-        let levels: Vec<&str> = name.split('/').collect();
-        for i in 1..levels.len() {
-            let parent = levels[..i].join("/");
-            match self.ctx.store.mailbox_by_name(account, &parent) {
-                Ok(Some(_)) => {}
-                Ok(None) => {
-                    if let Err(e) = self.ctx.store.create_mailbox(account, &parent, None) {
-                        self.server_error(tag, &e);
-                        return;
-                    }
-                }
-                Err(e) => {
-                    self.server_error(tag, &e);
-                    return;
-                }
-            }
+        if let Err(e) = self.create_parents(&name) {
+            return self.server_error(tag, &e);
         }
         match self.ctx.store.create_mailbox(account, &name, use_) {
             Ok(_) => match self.ctx.store.mailbox_by_name(account, &name) {
@@ -216,6 +201,19 @@ impl Session {
             }
             Err(e) => self.server_error(tag, &e),
         }
+    }
+
+    /// RFC 9051 §6.3.4: the superior names of `name` are created as needed (CREATE, RENAME).
+    fn create_parents(&self, name: &str) -> Result<(), StoreError> {
+        let account = self.account();
+        let levels: Vec<&str> = name.split('/').collect();
+        for i in 1..levels.len() {
+            let parent = levels[..i].join("/");
+            if self.ctx.store.mailbox_by_name(account, &parent)?.is_none() {
+                self.ctx.store.create_mailbox(account, &parent, None)?;
+            }
+        }
+        Ok(())
     }
 
     fn delete(&mut self, tag: &str, raw: &[u8]) {
@@ -271,12 +269,8 @@ impl Session {
             return;
         }
         let account = self.account();
-        let levels: Vec<&str> = to.split('/').collect();
-        for i in 1..levels.len() {
-            let parent = levels[..i].join("/");
-            if let Ok(None) = self.ctx.store.mailbox_by_name(account, &parent) {
-                let _ = self.ctx.store.create_mailbox(account, &parent, None);
-            }
+        if let Err(e) = self.create_parents(&to) {
+            return self.server_error(tag, &e);
         }
         match self.ctx.store.rename_mailbox(account, &from, &to) {
             Ok(()) => self.tagged(tag, "OK", "RENAME completed"),

@@ -203,11 +203,8 @@ fn day_of(ts: i64) -> i64 {
 fn sent_day(date: Option<&str>, fallback: i64) -> i64 {
     match date.and_then(mail_parser::DateTime::parse_rfc822) {
         Some(d) => {
-            facteur_imap_session::parse::days_from_civil(
-                d.year as i64,
-                d.month as u32,
-                d.day as u32,
-            ) * 86_400
+            facteur_model::calendar::days_from_civil(d.year as i64, d.month as u32, d.day as u32)
+                * 86_400
         }
         None => day_of(fallback),
     }
@@ -527,12 +524,14 @@ impl Session {
         self.tagged(tag, "OK", "SEARCH completed");
     }
 
-    /// Envelope and header data SORT and THREAD compare, for the messages found.
+    /// The messages matching `key`, with the envelope and header data SORT and THREAD
+    /// compare: (position in the view, row).
     fn sort_data(
         &self,
-        found: &[usize],
+        key: &SearchKey,
     ) -> Result<Vec<(usize, facteur_store::MessageInfo)>, StoreError> {
         let view = self.selected.as_ref().expect("selected");
+        let found = run(&self.ctx.store, view.mailbox.id, view, key)?;
         let uids: Vec<Uid> = found.iter().map(|&p| view.entries[p].uid).collect();
         let rows = self.ctx.store.messages_by_uid(view.mailbox.id, &uids)?;
         Ok(found
@@ -554,12 +553,7 @@ impl Session {
         ret: Option<Vec<SearchReturn>>,
         key: &SearchKey,
     ) {
-        let view = self.selected.as_ref().expect("selected");
-        let found = match run(&self.ctx.store, view.mailbox.id, view, key) {
-            Ok(f) => f,
-            Err(e) => return self.server_error(tag, &e),
-        };
-        let data = match self.sort_data(&found) {
+        let data = match self.sort_data(key) {
             Ok(d) => d,
             Err(e) => return self.server_error(tag, &e),
         };
@@ -668,12 +662,7 @@ impl Session {
         algorithm: ThreadAlgorithm,
         key: &SearchKey,
     ) {
-        let view = self.selected.as_ref().expect("selected");
-        let found = match run(&self.ctx.store, view.mailbox.id, view, key) {
-            Ok(f) => f,
-            Err(e) => return self.server_error(tag, &e),
-        };
-        let data = match self.sort_data(&found) {
+        let data = match self.sort_data(key) {
             Ok(d) => d,
             Err(e) => return self.server_error(tag, &e),
         };

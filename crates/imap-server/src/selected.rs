@@ -720,12 +720,8 @@ impl Session {
             );
             return;
         }
-        let result = if moving && target.id == from {
-            // Moving into the same mailbox: copy then expunge gives new UIDs, as Dovecot does.
-            self.ctx
-                .store
-                .move_messages(account, from, &uids, target.id)
-        } else if moving {
+        // MOVE into the same mailbox copies then expunges: new UIDs, as Dovecot does.
+        let result = if moving {
             self.ctx
                 .store
                 .move_messages(account, from, &uids, target.id)

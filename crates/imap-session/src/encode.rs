@@ -73,38 +73,6 @@ pub fn mailbox(out: &mut Vec<u8>, name: &str, utf8: bool) {
     string_utf8(out, wire.as_bytes(), utf8);
 }
 
-/// IMAP date-time (RFC 9051 §9 `date-time`), in UTC.
-pub fn date_time(unix: i64) -> String {
-    let days = unix.div_euclid(86_400);
-    let secs = unix.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    const MON: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    format!(
-        "\"{:2}-{}-{:04} {:02}:{:02}:{:02} +0000\"",
-        d,
-        MON[(m - 1) as usize],
-        y,
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
-}
-
-pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
 /// A sequence set from sorted numbers, compressed into ranges: `1:3,7`.
 pub fn seq_set(nums: &[u32]) -> String {
     let mut out = String::new();
@@ -135,7 +103,6 @@ mod tests {
 
     #[test]
     fn dates_and_sets() {
-        assert_eq!(date_time(1_704_099_600), "\" 1-Jan-2024 09:00:00 +0000\"");
         assert_eq!(seq_set(&[1, 2, 3, 7, 9, 10]), "1:3,7,9:10");
         let mut out = Vec::new();
         string(&mut out, b"a \"b\"");

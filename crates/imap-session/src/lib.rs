@@ -7,6 +7,8 @@
 //! (docs/decisions/0011-imap-parser.md).
 #![forbid(unsafe_code)]
 
+pub mod command;
+pub mod date;
 pub mod encode;
 pub mod framing;
 pub mod mutf7;

@@ -151,6 +151,11 @@ fn language(out: &mut Vec<u8>, node: &Value) {
     }
 }
 
+/// A MIME token (type, subtype, encoding) in upper case, as servers conventionally write it.
+fn upper(out: &mut Vec<u8>, v: &Value, default: &str) {
+    encode::string(out, s(v).unwrap_or(default).to_ascii_uppercase().as_bytes());
+}
+
 fn num(v: &Value) -> u64 {
     v.as_u64().unwrap_or(0)
 }
@@ -173,13 +178,7 @@ pub fn body_structure(out: &mut Vec<u8>, node: &Value, extended: bool, utf8: boo
             body_structure(out, p, extended, utf8);
         }
         out.push(b' ');
-        encode::string(
-            out,
-            s(&node["subtype"])
-                .unwrap_or("mixed")
-                .to_ascii_uppercase()
-                .as_bytes(),
-        );
+        upper(out, &node["subtype"], "mixed");
         if extended {
             out.push(b' ');
             params(out, &node["params"]);
@@ -196,13 +195,7 @@ pub fn body_structure(out: &mut Vec<u8>, node: &Value, extended: bool, utf8: boo
     let ty = s(&node["type"]).unwrap_or("text").to_ascii_uppercase();
     encode::string(out, ty.as_bytes());
     out.push(b' ');
-    encode::string(
-        out,
-        s(&node["subtype"])
-            .unwrap_or("plain")
-            .to_ascii_uppercase()
-            .as_bytes(),
-    );
+    upper(out, &node["subtype"], "plain");
     out.push(b' ');
     if ty == "TEXT" && node["params"].as_array().is_none_or(|p| p.is_empty()) {
         out.extend_from_slice(b"(\"CHARSET\" \"US-ASCII\")");
@@ -214,13 +207,7 @@ pub fn body_structure(out: &mut Vec<u8>, node: &Value, extended: bool, utf8: boo
     out.push(b' ');
     nstr(out, s(&node["description"]));
     out.push(b' ');
-    encode::string(
-        out,
-        s(&node["encoding"])
-            .unwrap_or("7bit")
-            .to_ascii_uppercase()
-            .as_bytes(),
-    );
+    upper(out, &node["encoding"], "7bit");
     out.push(b' ');
     let size = num(&node["end"]).saturating_sub(num(&node["body_start"]));
     out.extend_from_slice(size.to_string().as_bytes());

@@ -5,6 +5,8 @@
 //! folded form for lookups, since facteur matches local parts case-insensitively.
 #![forbid(unsafe_code)]
 
+pub mod calendar;
+
 use std::fmt;
 
 /// A domain name, lower-cased, without trailing dot (RFC 5321 §2.3.5).

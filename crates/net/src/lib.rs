@@ -2,12 +2,14 @@
 #![forbid(unsafe_code)]
 
 pub mod accept;
+pub mod authlog;
 pub mod io;
 pub mod listen;
 pub mod shutdown;
 pub mod tls;
 
 pub use accept::{Limits, accept_loop};
+pub use authlog::log_auth_failure;
 pub use io::{Input, flush_out, next_input};
 pub use listen::{BindError, bind};
 pub use shutdown::Shutdown;

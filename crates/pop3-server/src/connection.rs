@@ -139,12 +139,7 @@ impl Connection {
                         Err(result) => self.session.login_result(result),
                     },
                     Event::AuthFailed { user } => {
-                        // The stable line fail2ban matches (etc/fail2ban/filter.d/facteur.conf).
-                        tracing::warn!(
-                            "auth failed service=pop3 remote={} user={}",
-                            self.peer.ip(),
-                            sanitize(&user)
-                        );
+                        facteur_net::log_auth_failure("pop3", self.peer.ip(), &user);
                         self.flush(stream).await?;
                         tokio::time::sleep(Duration::from_millis(
                             self.ctx.settings.auth_failure_delay_ms,
@@ -387,14 +382,4 @@ fn now_unix() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
-}
-
-/// A user name as logged: printable, no spaces, bounded (log lines stay parseable).
-fn sanitize(user: &str) -> String {
-    let clean: String = user
-        .chars()
-        .filter(|c| !c.is_control() && !c.is_whitespace())
-        .take(128)
-        .collect();
-    if clean.is_empty() { "-".into() } else { clean }
 }

@@ -97,6 +97,15 @@ pub fn apply_flags(current: &str, op: FlagOp, flags: &[String]) -> String {
     out.join(" ")
 }
 
+/// A `uid, modseq, flags` row.
+fn view_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<ViewEntry> {
+    Ok(ViewEntry {
+        uid: Uid(r.get(0)?),
+        modseq: ModSeq(r.get::<_, i64>(1)? as u64),
+        flags: r.get(2)?,
+    })
+}
+
 fn row_to_mailbox(r: &rusqlite::Row<'_>) -> rusqlite::Result<MailboxRow> {
     Ok(MailboxRow {
         id: MailboxId(r.get(0)?),
@@ -319,19 +328,7 @@ impl Store {
 
     /// UID, MODSEQ and flags of every message, in UID order: a SELECT's view.
     pub fn view(&self, mailbox: MailboxId) -> Result<Vec<ViewEntry>> {
-        self.read(|c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT uid, modseq, flags FROM messages WHERE mailbox_id = ?1 ORDER BY uid",
-            )?;
-            let rows = stmt.query_map([mailbox.0], |r| {
-                Ok(ViewEntry {
-                    uid: Uid(r.get(0)?),
-                    modseq: ModSeq(r.get::<_, i64>(1)? as u64),
-                    flags: r.get(2)?,
-                })
-            })?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
-        })
+        Ok(self.view_at(mailbox)?.1)
     }
 
     /// The view of a mailbox and the MODSEQ it is exact at, read from one snapshot.
@@ -346,13 +343,7 @@ impl Store {
                 let mut stmt = tx.prepare_cached(
                     "SELECT uid, modseq, flags FROM messages WHERE mailbox_id = ?1 ORDER BY uid",
                 )?;
-                let rows = stmt.query_map([mailbox.0], |r| {
-                    Ok(ViewEntry {
-                        uid: Uid(r.get(0)?),
-                        modseq: ModSeq(r.get::<_, i64>(1)? as u64),
-                        flags: r.get(2)?,
-                    })
-                })?;
+                let rows = stmt.query_map([mailbox.0], view_entry)?;
                 rows.collect::<rusqlite::Result<Vec<_>>>()?
             };
             tx.commit()?;
@@ -394,13 +385,7 @@ fn changes_in(
             "SELECT uid, modseq, flags FROM messages WHERE mailbox_id = ?1 AND modseq > ?2
                  ORDER BY uid",
         )?;
-        for row in stmt.query_map(params![mailbox.0, since.0 as i64], |r| {
-            Ok(ViewEntry {
-                uid: Uid(r.get(0)?),
-                modseq: ModSeq(r.get::<_, i64>(1)? as u64),
-                flags: r.get(2)?,
-            })
-        })? {
+        for row in stmt.query_map(params![mailbox.0, since.0 as i64], view_entry)? {
             out.updated.push(row?);
         }
         let mut stmt = c.prepare_cached(

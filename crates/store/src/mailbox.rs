@@ -104,23 +104,8 @@ impl Store {
 
     /// Adds the `\Seen` flag (RFC 9051 §2.3.2) to messages that lack it, with a new MODSEQ.
     pub fn mark_seen(&self, account: AccountId, mailbox: MailboxId, uids: &[Uid]) -> Result<()> {
-        let modseq = self.write_lazy(|tx| {
-            let modseq = next_modseq(tx, account, mailbox)?;
-            for uid in uids {
-                tx.prepare_cached(
-                    "UPDATE messages SET flags = ltrim(flags || ' \\Seen'), modseq = ?3
-                     WHERE mailbox_id = ?1 AND uid = ?2 AND instr(flags, '\\Seen') = 0",
-                )?
-                .execute(params![mailbox.0, uid.0, modseq])?;
-            }
-            Ok(ModSeq(modseq as u64))
-        })?;
-        self.publish(Change::FlagsChanged {
-            account,
-            mailbox,
-            uids: uids.to_vec(),
-            modseq,
-        });
+        let seen = ["\\Seen".to_string()];
+        self.store_flags(account, mailbox, uids, crate::FlagOp::Add, &seen, None)?;
         Ok(())
     }
 
