@@ -47,6 +47,8 @@ pub struct Config {
     pub smtp: Smtp,
     pub pop3: Pop3,
     pub imap: Imap,
+    pub submission: Submission,
+    pub autoconfig: Autoconfig,
     pub directory: DirectoryOptions,
     pub store: StoreOptions,
 }
@@ -74,6 +76,13 @@ pub struct Listen {
     pub imap: Vec<ListenAddr>,
     /// IMAP over implicit TLS (RFC 8314).
     pub imaps: Vec<ListenAddr>,
+    /// Message submission (RFC 6409): STARTTLS, then AUTH; authenticated users send anywhere.
+    pub submission: Vec<ListenAddr>,
+    /// Message submission over implicit TLS (RFC 8314 §3.3).
+    pub submissions: Vec<ListenAddr>,
+    /// HTTP: mail client autoconfiguration (Thunderbird autoconfig, Outlook Autodiscover) and
+    /// ACME HTTP-01 answers.
+    pub http: Vec<ListenAddr>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -151,6 +160,37 @@ pub struct Imap {
     pub auth_failure_delay_ms: u64,
 }
 
+/// The submission roles; their sessions otherwise follow `[smtp]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Submission {
+    /// Offer AUTH without TLS. Off: passwords never travel in clear.
+    pub plaintext_auth: bool,
+    /// Pause before answering a failed AUTH, in milliseconds.
+    pub auth_failure_delay_ms: u64,
+    /// Failed AUTH exchanges before the session is closed with `421 4.7.0`.
+    pub max_auth_failures: u32,
+    /// Name the client's address and EHLO name in the Received header. Off: the header says
+    /// only which server received the message, so a user's home or office address stays private.
+    pub reveal_client: bool,
+    /// Refuse (`553 5.7.1`) a MAIL FROM or From: address the account does not own: its own
+    /// address, its subaddresses and the aliases that deliver to it.
+    pub check_sender: bool,
+    /// Largest header section kept in memory to check From: and add Message-ID and Date.
+    pub max_header_size: usize,
+}
+
+/// What the `http` role tells mail clients (Thunderbird autoconfig, Outlook Autodiscover).
+/// Every field has a default from `hostname` and the `[listen]` ports.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Autoconfig {
+    /// The host name clients connect to. Empty: `hostname`.
+    pub server: String,
+    /// The name shown in the client. Empty: the domain of the address.
+    pub display_name: String,
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DirectoryOptions {
@@ -218,6 +258,8 @@ impl Default for Config {
             smtp: Smtp::default(),
             pop3: Pop3::default(),
             imap: Imap::default(),
+            submission: Submission::default(),
+            autoconfig: Autoconfig::default(),
             directory: DirectoryOptions::default(),
             store: StoreOptions::default(),
         }
@@ -233,6 +275,9 @@ impl Default for Listen {
             pop3s: listen(&["[::]:995"]),
             imap: listen(&["[::]:143"]),
             imaps: listen(&["[::]:993"]),
+            submission: listen(&["[::]:587"]),
+            submissions: listen(&["[::]:465"]),
+            http: listen(&["127.0.0.1:8080"]),
         }
     }
 }
@@ -276,6 +321,19 @@ impl Default for Imap {
             max_connections_per_ip: 50,
             max_connections_per_user_ip: 20,
             auth_failure_delay_ms: 2000,
+        }
+    }
+}
+
+impl Default for Submission {
+    fn default() -> Self {
+        Submission {
+            plaintext_auth: false,
+            auth_failure_delay_ms: 2000,
+            max_auth_failures: 3,
+            reveal_client: false,
+            check_sender: true,
+            max_header_size: 1024 * 1024,
         }
     }
 }

@@ -46,6 +46,8 @@ pub async fn handle(mut stream: TcpStream, peer: SocketAddr, ctx: &Context) {
         max_line_length: ctx.settings.max_line_length,
         max_errors: ctx.settings.max_errors,
         tls_available: ctx.tls.is_some(),
+        submission: false,
+        auth: None,
     };
     tracing::info!(role = ctx.role.name(), remote = %peer, "connect");
     let mut conn = Connection {

@@ -25,7 +25,12 @@ pub enum Command {
     Help,
     Quit,
     StartTls,
-    Auth,
+    /// RFC 4954 §4: `AUTH mechanism [initial-response]`; the response stays base64 (`=` is
+    /// an empty one), the driver decodes it.
+    Auth {
+        mechanism: String,
+        initial: Option<String>,
+    },
     /// Known commands facteur does not implement (TURN, ETRN, ...).
     NotImplemented(String),
 }
@@ -124,12 +129,35 @@ pub fn parse(line: &[u8]) -> Result<Command, Reply> {
         "HELP" => Ok(Command::Help),
         "QUIT" => no_args(Command::Quit),
         "STARTTLS" => no_args(Command::StartTls),
-        "AUTH" => Ok(Command::Auth),
+        "AUTH" => auth(rest),
         v @ ("TURN" | "ETRN" | "ATRN" | "SEND" | "SOML" | "SAML" | "BURL") => {
             Ok(Command::NotImplemented(v.into()))
         }
         _ => Err(reply::unrecognized()),
     }
+}
+
+fn auth(rest: &str) -> Result<Command, Reply> {
+    let mut words = rest.split_ascii_whitespace();
+    let mechanism = words.next().unwrap_or("");
+    // RFC 4422 §3.1: mechanism names are 1-20 of upper-case letters, digits, `-` and `_`.
+    let valid = (1..=20).contains(&mechanism.len())
+        && mechanism
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !valid {
+        return Err(reply::syntax("AUTH needs a mechanism name"));
+    }
+    let initial = words.next().map(String::from);
+    if words.next().is_some() {
+        return Err(reply::syntax(
+            "AUTH takes a mechanism and an initial response",
+        ));
+    }
+    Ok(Command::Auth {
+        mechanism: mechanism.to_ascii_uppercase(),
+        initial,
+    })
 }
 
 fn domain_arg(rest: &str) -> Result<String, Reply> {

@@ -11,4 +11,4 @@ pub mod server;
 
 pub use command::{Command, MailFrom, Mailbox, RcptTo};
 pub use reply::{Reply, Status};
-pub use server::{Config, Envelope, Event, Recipient, Session, TlsInfo, Verdict};
+pub use server::{AuthPolicy, Config, Envelope, Event, Recipient, Session, TlsInfo, Verdict};

@@ -145,6 +145,80 @@ pub fn auth_not_available() -> Reply {
         "AUTH is not available on this port; use submission (587 or 465)",
     )
 }
+// RFC 4954 §4 and §6: the AUTH exchange.
+/// A SASL challenge, base64 (RFC 4954 §4: `334` carries no enhanced status code).
+pub fn auth_challenge(base64: &str) -> Reply {
+    Reply::new(334, None, base64)
+}
+pub fn auth_ok() -> Reply {
+    Reply::new(235, st(2, 7, 0), "Authentication successful")
+}
+pub fn auth_failed() -> Reply {
+    Reply::new(535, st(5, 7, 8), "Authentication credentials invalid")
+}
+pub fn auth_cancelled() -> Reply {
+    Reply::new(501, st(5, 0, 0), "Authentication cancelled")
+}
+pub fn auth_bad_base64() -> Reply {
+    Reply::new(
+        501,
+        st(5, 5, 2),
+        "Cannot decode the response: invalid base64",
+    )
+}
+pub fn auth_unknown_mechanism(name: &str) -> Reply {
+    Reply::new(
+        504,
+        st(5, 5, 4),
+        format!("Unrecognized authentication mechanism {name}"),
+    )
+}
+pub fn auth_needs_tls() -> Reply {
+    Reply::new(
+        538,
+        st(5, 7, 11),
+        "Encryption required for authentication: issue STARTTLS first",
+    )
+}
+pub fn already_authenticated() -> Reply {
+    Reply::new(503, st(5, 5, 1), "Already authenticated")
+}
+pub fn auth_required() -> Reply {
+    Reply::new(530, st(5, 7, 0), "Authentication required")
+}
+pub fn auth_temporary_failure() -> Reply {
+    Reply::new(454, st(4, 7, 0), "Temporary authentication failure")
+}
+pub fn too_many_auth_failures() -> Reply {
+    Reply::new(421, st(4, 7, 0), "Too many failed authentications; closing")
+}
+/// RFC 3463 X.7.1: the account may not use this sender address (Postfix
+/// reject_sender_login_mismatch).
+pub fn sender_not_owned(addr: &str, account: &str) -> Reply {
+    Reply::new(
+        553,
+        st(5, 7, 1),
+        format!("Sender address <{addr}> is not owned by {account}"),
+    )
+}
+pub fn from_header_not_owned(addr: &str, account: &str) -> Reply {
+    Reply::new(
+        553,
+        st(5, 7, 1),
+        format!("From: header address <{addr}> is not owned by {account}"),
+    )
+}
+pub fn header_missing_from() -> Reply {
+    Reply::new(550, st(5, 6, 0), "The message has no From: header field")
+}
+pub fn header_too_large(max: usize) -> Reply {
+    Reply::new(
+        552,
+        st(5, 3, 4),
+        format!("Header section exceeds {max} bytes"),
+    )
+}
+
 // RFC 5321 §4.5.3.1.4/§4.5.3.1.6 limits; RFC 3463 5.5.2 syntax error.
 pub fn line_too_long() -> Reply {
     Reply::new(500, st(5, 5, 2), "Line too long")

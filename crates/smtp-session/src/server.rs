@@ -25,7 +25,25 @@ pub struct Config {
     pub max_errors: u32,
     /// Whether STARTTLS can be offered (a certificate is loaded and TLS is not yet active).
     pub tls_available: bool,
+    /// Submission (RFC 6409): MAIL needs a successful AUTH, and the driver checks each sender.
+    pub submission: bool,
+    /// AUTH (RFC 4954); None: not offered (the MX and LMTP).
+    pub auth: Option<AuthPolicy>,
 }
+
+/// What AUTH offers.
+#[derive(Debug, Clone)]
+pub struct AuthPolicy {
+    /// Mechanism names, upper case, in the order EHLO lists them.
+    pub mechanisms: Vec<String>,
+    /// Offer AUTH without TLS (off: passwords never travel in clear).
+    pub plaintext: bool,
+    /// Failed exchanges tolerated before the session is closed with `421 4.7.0`.
+    pub max_failures: u32,
+}
+
+/// RFC 4954 §4: a server must accept AUTH lines and responses of at least 12288 octets.
+const AUTH_LINE_MIN: usize = 12288;
 
 /// Negotiated TLS parameters, for the Received header.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +90,20 @@ pub enum Event<R> {
     Complete(Envelope<R>),
     /// Close the connection after writing what was queued.
     Close,
+    /// AUTH began (RFC 4954 §4): start the SASL exchange; `initial` is the initial response,
+    /// still base64 (`=` is an empty response). Answer with `auth_challenge`,
+    /// `auth_succeeded` or `auth_failed`.
+    Authenticate {
+        mechanism: String,
+        initial: Option<String>,
+    },
+    /// The client's response to the last challenge, still base64.
+    AuthResponse(String),
+    /// The client cancelled the exchange with `*`; the session has replied. Drop the exchange.
+    AuthCancelled,
+    /// Submission: may the authenticated account use this sender? Answer with
+    /// `sender_verdict`.
+    CheckSender(MailFrom),
 }
 
 #[derive(Debug)]
@@ -87,6 +119,11 @@ enum State<R> {
     ExpectBdat(Envelope<R>, u64, LineEndingCheck),
     AwaitCompletion,
     AwaitTls,
+    /// The driver is working on the SASL exchange.
+    AwaitAuth,
+    /// A challenge was sent; the next line is the client's response.
+    AuthResponse,
+    AwaitSender(MailFrom),
     Closed,
 }
 
@@ -111,12 +148,19 @@ pub struct Session<R> {
     tls: Option<TlsInfo>,
     errors: u32,
     shutting_down: bool,
+    /// The account authenticated with AUTH.
+    authenticated: Option<String>,
+    auth_failures: u32,
 }
 
 impl<R> Session<R> {
     /// A new session; the greeting is the first event.
     pub fn new(config: Config) -> Session<R> {
-        let lines = LineBuffer::new(config.max_line_length);
+        let max_line = match config.auth {
+            Some(_) => config.max_line_length.max(AUTH_LINE_MIN),
+            None => config.max_line_length,
+        };
+        let lines = LineBuffer::new(max_line);
         let mut s = Session {
             state: State::ExpectHello,
             lines,
@@ -126,6 +170,8 @@ impl<R> Session<R> {
             tls: None,
             errors: 0,
             shutting_down: false,
+            authenticated: None,
+            auth_failures: 0,
             config,
         };
         s.reply(reply::greeting(&s.config.hostname, s.config.lmtp));
@@ -149,13 +195,79 @@ impl<R> Session<R> {
 
     /// The RFC 3848 protocol name for the Received header's `with` clause.
     pub fn protocol(&self) -> &'static str {
-        match (self.config.lmtp, self.esmtp, self.tls.is_some()) {
-            (true, _, false) => "LMTP",
-            (true, _, true) => "LMTPS",
-            (false, false, _) => "SMTP",
-            (false, true, false) => "ESMTP",
-            (false, true, true) => "ESMTPS",
+        let auth = self.authenticated.is_some();
+        match (self.config.lmtp, self.esmtp, self.tls.is_some(), auth) {
+            (true, _, false, _) => "LMTP",
+            (true, _, true, _) => "LMTPS",
+            (false, false, _, _) => "SMTP",
+            (false, true, false, false) => "ESMTP",
+            (false, true, true, false) => "ESMTPS",
+            (false, true, false, true) => "ESMTPA",
+            (false, true, true, true) => "ESMTPSA",
         }
+    }
+
+    /// The account authenticated with AUTH, if any.
+    pub fn authenticated(&self) -> Option<&str> {
+        self.authenticated.as_deref()
+    }
+
+    /// Answers `Authenticate`/`AuthResponse` with the next challenge (base64).
+    pub fn auth_challenge(&mut self, base64: &str) {
+        debug_assert!(matches!(self.state, State::AwaitAuth));
+        self.reply(reply::auth_challenge(base64));
+        self.state = State::AuthResponse;
+    }
+
+    /// The exchange succeeded for `account`.
+    pub fn auth_succeeded(&mut self, account: String) {
+        debug_assert!(matches!(self.state, State::AwaitAuth));
+        self.authenticated = Some(account);
+        self.reply(reply::auth_ok());
+        self.state = State::ExpectMail;
+    }
+
+    /// The exchange ended without success, with this reply (`535 5.7.8` for bad credentials,
+    /// `501` for a malformed response, `454 4.7.0` for a temporary failure). Failed credentials
+    /// count towards `max_failures`.
+    pub fn auth_failed(&mut self, r: Reply) {
+        debug_assert!(matches!(self.state, State::AwaitAuth));
+        self.state = State::ExpectMail;
+        let counted = r.code == 535;
+        self.client_error(r);
+        if counted && !self.is_closing() {
+            self.auth_failures += 1;
+            let max = self
+                .config
+                .auth
+                .as_ref()
+                .map_or(1, |a| a.max_failures.max(1));
+            if self.auth_failures >= max {
+                self.close_with(reply::too_many_auth_failures());
+            }
+        }
+    }
+
+    /// Answers `CheckSender`.
+    pub fn sender_verdict(&mut self, verdict: Result<(), Reply>) {
+        let State::AwaitSender(mail) = std::mem::replace(&mut self.state, State::ExpectMail) else {
+            debug_assert!(false, "sender_verdict without a pending sender");
+            return;
+        };
+        match verdict {
+            Ok(()) => {
+                self.reply(reply::sender_ok());
+                self.state = State::ExpectRcptOrData(Envelope {
+                    mail,
+                    recipients: Vec::new(),
+                });
+            }
+            Err(r) => self.client_error(r),
+        }
+    }
+
+    fn is_closing(&self) -> bool {
+        matches!(self.events.back(), Some(Event::Close))
     }
 
     /// The transaction in progress (sender, recipients so far).
@@ -248,6 +360,7 @@ impl<R> Session<R> {
         self.tls = Some(info);
         self.helo = None;
         self.esmtp = false;
+        self.authenticated = None;
         self.lines.clear();
         self.state = State::ExpectHello;
     }
@@ -274,9 +387,13 @@ impl<R> Session<R> {
     /// Does one unit of work; false when blocked on input or an answer.
     fn step(&mut self) -> bool {
         match &self.state {
-            State::Closed | State::AwaitVerdict(..) | State::AwaitCompletion | State::AwaitTls => {
-                false
-            }
+            State::Closed
+            | State::AwaitVerdict(..)
+            | State::AwaitCompletion
+            | State::AwaitTls
+            | State::AwaitAuth
+            | State::AwaitSender(_) => false,
+            State::AuthResponse => self.step_auth_response(),
             State::Data(..) => self.step_data(),
             State::BdatChunk(_) => self.step_bdat(),
             _ => self.step_command(),
@@ -422,10 +539,7 @@ impl<R> Session<R> {
                 State::Closed
             }
             (state, Command::StartTls) => self.starttls(state),
-            (state, Command::Auth) => {
-                self.client_error(reply::auth_not_available());
-                state
-            }
+            (state, Command::Auth { mechanism, initial }) => self.auth(state, mechanism, initial),
             (state, Command::NotImplemented(verb)) => {
                 self.client_error(reply::not_implemented(&verb));
                 state
@@ -438,6 +552,61 @@ impl<R> Session<R> {
         {
             self.state = State::Closed;
         }
+    }
+
+    /// RFC 4954 §4: AUTH after EHLO, outside a transaction, once per session.
+    fn auth(&mut self, state: State<R>, mechanism: String, initial: Option<String>) -> State<R> {
+        let Some(policy) = &self.config.auth else {
+            self.client_error(reply::auth_not_available());
+            return state;
+        };
+        let refusal = if !self.esmtp {
+            Some(reply::bad_sequence("send EHLO first"))
+        } else if self.authenticated.is_some() {
+            Some(reply::already_authenticated())
+        } else if !matches!(state, State::ExpectMail) {
+            Some(reply::bad_sequence(
+                "AUTH is not permitted during a mail transaction",
+            ))
+        } else if self.tls.is_none() && !policy.plaintext {
+            // RFC 4954 §6 (538): every mechanism here needs an encrypted channel first.
+            Some(reply::auth_needs_tls())
+        } else if !policy.mechanisms.contains(&mechanism) {
+            Some(reply::auth_unknown_mechanism(&mechanism))
+        } else {
+            None
+        };
+        if let Some(r) = refusal {
+            self.client_error(r);
+            return state;
+        }
+        self.events
+            .push_back(Event::Authenticate { mechanism, initial });
+        State::AwaitAuth
+    }
+
+    fn step_auth_response(&mut self) -> bool {
+        let line = match self.lines.next_line() {
+            Next::NeedMore => return false,
+            Next::TooLong => {
+                self.events.push_back(Event::AuthCancelled);
+                self.state = State::ExpectMail;
+                self.client_error(reply::line_too_long());
+                return true;
+            }
+            Next::Line(line) => line,
+        };
+        let text = String::from_utf8_lossy(&line).trim().to_string();
+        // RFC 4954 §4: a `*` cancels the exchange and gets a 501.
+        if text == "*" {
+            self.events.push_back(Event::AuthCancelled);
+            self.state = State::ExpectMail;
+            self.client_error(reply::auth_cancelled());
+            return true;
+        }
+        self.events.push_back(Event::AuthResponse(text));
+        self.state = State::AwaitAuth;
+        true
     }
 
     fn greet(&mut self, state: State<R>, name: String) -> State<R> {
@@ -453,6 +622,13 @@ impl<R> Session<R> {
         ];
         if self.config.tls_available && self.tls.is_none() {
             keywords.push("STARTTLS".into());
+        }
+        // RFC 4954 §3; not before TLS unless the admin allows plaintext (RFC 8314 §3.3 spirit).
+        if let Some(policy) = &self.config.auth
+            && (self.tls.is_some() || policy.plaintext)
+            && !policy.mechanisms.is_empty()
+        {
+            keywords.push(format!("AUTH {}", policy.mechanisms.join(" ")));
         }
         keywords.push("DSN".into());
         self.reply(reply::ehlo(&self.config.hostname, &name, keywords));
@@ -478,6 +654,15 @@ impl<R> Session<R> {
         if mail.sender.as_ref().is_some_and(|s| !s.is_ascii()) && !mail.smtputf8 {
             self.client_error(reply::needs_smtputf8());
             return State::ExpectMail;
+        }
+        if self.config.submission {
+            // RFC 6409 §4.3 and RFC 4954 §6: submission needs authentication first.
+            if self.authenticated.is_none() {
+                self.client_error(reply::auth_required());
+                return State::ExpectMail;
+            }
+            self.events.push_back(Event::CheckSender(mail.clone()));
+            return State::AwaitSender(mail);
         }
         self.reply(reply::sender_ok());
         State::ExpectRcptOrData(Envelope {

@@ -158,6 +158,7 @@ impl Store {
 pub(crate) fn unreferenced_blobs(tx: &Transaction<'_>) -> Result<Vec<BlobHash>> {
     let mut stmt = tx.prepare(
         "DELETE FROM blobs WHERE NOT EXISTS (SELECT 1 FROM messages m WHERE m.blob_hash = blobs.hash)
+           AND NOT EXISTS (SELECT 1 FROM queue q WHERE q.blob_hash = blobs.hash)
          RETURNING hash, data IS NULL",
     )?;
     let rows = stmt.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, bool>(1)?)))?;

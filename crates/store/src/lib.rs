@@ -15,6 +15,7 @@ mod check;
 mod directory;
 mod imap;
 mod mailbox;
+mod queue;
 mod schema;
 mod writer;
 
@@ -27,6 +28,7 @@ pub use imap::{
     apply_flags,
 };
 pub use mailbox::{MailboxInfo, MessageInfo};
+pub use queue::{QueueEntry, QueuedMessage, QueuedRecipient, RecipientState};
 pub use writer::{DeliverError, Delivered, NewMessage, Target};
 
 use facteur_model::{AccountId, MailboxId, ModSeq, Uid};

@@ -144,6 +144,7 @@ impl Store {
                     .prepare_cached(
                         "DELETE FROM blobs WHERE hash = ?1
                          AND NOT EXISTS (SELECT 1 FROM messages WHERE blob_hash = ?1)
+                         AND NOT EXISTS (SELECT 1 FROM queue WHERE blob_hash = ?1)
                          RETURNING data IS NULL",
                     )?
                     .query_row([&hash], |r| r.get(0))

@@ -122,6 +122,38 @@ const MIGRATIONS: &[&str] = &[
         DELETE FROM blob_text WHERE hash = old.hash;
     END;
     ",
+    // 5: the outbound queue. One row per accepted message (its blob, envelope and DSN
+    // parameters), one per recipient with its own state, so each recipient is delivered or
+    // bounced once whatever happens to the others.
+    "
+    CREATE TABLE queue (
+        id INTEGER PRIMARY KEY,
+        queue_id TEXT NOT NULL UNIQUE,
+        blob_hash BLOB NOT NULL REFERENCES blobs(hash),
+        sender TEXT NOT NULL,              -- reverse path; '' is the null sender
+        envid TEXT,                        -- RFC 3461 §4.4 ENVID
+        ret_full INTEGER,                  -- RFC 3461 §4.3: 1 FULL, 0 HDRS, NULL unspecified
+        smtputf8 INTEGER NOT NULL DEFAULT 0,
+        body_8bit INTEGER NOT NULL DEFAULT 0,
+        submitter TEXT,                    -- the authenticated account, for logs and limits
+        created INTEGER NOT NULL,
+        held INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX queue_blob ON queue(blob_hash);
+    CREATE TABLE queue_recipients (
+        queue_row INTEGER NOT NULL REFERENCES queue(id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        address TEXT NOT NULL,
+        notify TEXT NOT NULL DEFAULT '',   -- RFC 3461 §4.1 NOTIFY values, comma-separated
+        orcpt TEXT,                        -- RFC 3461 §4.2 ORCPT as given
+        state TEXT NOT NULL DEFAULT 'queued', -- queued | sent | failed
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt INTEGER NOT NULL,
+        last_reply TEXT,
+        PRIMARY KEY (queue_row, position)
+    ) WITHOUT ROWID;
+    CREATE INDEX queue_due ON queue_recipients(state, next_attempt);
+    ",
 ];
 
 /// Brings the schema to the newest version, one transaction per migration.

@@ -6,6 +6,7 @@
 //! is isolated in a savepoint, so one failing recipient never undoes another message.
 
 use crate::blob::Blob;
+use crate::queue::QueuedMessage;
 use crate::{Change, Result, Store, StoreError};
 use facteur_model::{AccountId, MailboxId, ModSeq, Uid};
 use rusqlite::{Connection, params};
@@ -65,6 +66,7 @@ pub enum DeliverError {
 pub(crate) struct Job {
     message: NewMessage,
     targets: Vec<Target>,
+    queue: Option<QueuedMessage>,
     reply: oneshot::Sender<Result<Vec<Result<Delivered, DeliverError>>>>,
 }
 
@@ -76,11 +78,23 @@ impl Store {
         message: NewMessage,
         targets: Vec<Target>,
     ) -> Result<Vec<Result<Delivered, DeliverError>>> {
+        self.deliver_and_queue(message, targets, None).await
+    }
+
+    /// Files the local copies and, in the same transaction, queues the message for its remote
+    /// recipients: either both are durable or neither is. A failure to queue fails every copy.
+    pub async fn deliver_and_queue(
+        &self,
+        message: NewMessage,
+        targets: Vec<Target>,
+        queue: Option<QueuedMessage>,
+    ) -> Result<Vec<Result<Delivered, DeliverError>>> {
         let (reply, answer) = oneshot::channel();
         self.writer_sender()?
             .send(Job {
                 message,
                 targets,
+                queue,
                 reply,
             })
             .map_err(|_| StoreError::WriterGone)?;
@@ -282,6 +296,9 @@ fn file_message(conn: &Connection, job: &Job, events: &mut Vec<Change>) -> Resul
             modseq: delivered.modseq,
         });
         outcomes.push(Ok(delivered));
+    }
+    if let Some(queued) = &job.queue {
+        crate::queue::insert(conn, &m.blob, queued)?;
     }
     Ok(outcomes)
 }

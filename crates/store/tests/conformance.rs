@@ -325,3 +325,68 @@ fn mailbox_ids_and_uidvalidity_are_never_reused() {
         .collect();
     assert!(!ids.contains(&old) && !ids.contains(&again), "{ids:?}");
 }
+
+/// A message for local and remote recipients: the copies and the queue row commit together;
+/// the queue keeps the blob alive after the local copy is expunged.
+#[tokio::test]
+async fn queued_message_commits_with_local_copies_and_keeps_its_blob() {
+    use facteur_store::{QueuedMessage, QueuedRecipient};
+    let t = temp_store("queue", 16);
+    let s = &t.store;
+    s.add_domain(&Domain::parse("example.com").unwrap())
+        .unwrap();
+    let a = s.add_account(&addr("a@example.com"), "h", 0).unwrap();
+    let queued = QueuedMessage {
+        queue_id: "Q1".into(),
+        sender: "a@example.com".into(),
+        envid: Some("env1".into()),
+        ret_full: Some(false),
+        submitter: Some("a@example.com".into()),
+        recipients: vec![
+            QueuedRecipient {
+                address: "x@remote.example".into(),
+                notify: vec!["FAILURE".into(), "DELAY".into()],
+                orcpt: Some("rfc822;x@remote.example".into()),
+            },
+            QueuedRecipient {
+                address: "y@other.example".into(),
+                ..Default::default()
+            },
+        ],
+        ..Default::default()
+    };
+    let body = b"Subject: out\r\n\r\nto the world, as a file blob\r\n";
+    let outcomes = s
+        .deliver_and_queue(message(s, body), vec![target(a, "")], Some(queued.clone()))
+        .await
+        .unwrap();
+    let inbox = outcomes[0].as_ref().unwrap().mailbox;
+    let entries = s.queue_entries().unwrap();
+    assert_eq!(entries.len(), 1);
+    let e = &entries[0];
+    assert_eq!(e.message.recipients, queued.recipients);
+    assert_eq!(e.message.envid.as_deref(), Some("env1"));
+    assert_eq!(e.message.ret_full, Some(false));
+    assert_eq!(e.size, body.len() as u64);
+    assert!(
+        e.states
+            .iter()
+            .all(|r| r.state == "queued" && r.attempts == 0)
+    );
+    s.expunge(a, inbox, &[facteur_model::Uid(1)]).unwrap();
+    assert_eq!(s.queue_content("Q1").unwrap().unwrap(), body);
+    let report = s.check().unwrap();
+    assert!(report.is_consistent(), "{report:?}");
+    assert_eq!(report.blobs, 1);
+    // A remote-only message: no local copy at all.
+    let mut only = queued.clone();
+    only.queue_id = "Q2".into();
+    let outcomes = s
+        .deliver_and_queue(message(s, b"remote only"), vec![], Some(only))
+        .await
+        .unwrap();
+    assert!(outcomes.is_empty());
+    assert_eq!(s.queue_entries().unwrap().len(), 2);
+    assert_eq!(s.queue_content("Q2").unwrap().unwrap(), b"remote only");
+    assert_eq!(s.queue_content("nope").unwrap(), None);
+}

@@ -12,8 +12,25 @@ fn config(lmtp: bool) -> Config {
         max_line_length: 512,
         max_errors: 20,
         tls_available: true,
+        submission: false,
+        auth: None,
     }
 }
+
+fn submission_config() -> Config {
+    Config {
+        submission: true,
+        auth: Some(AuthPolicy {
+            mechanisms: vec!["PLAIN".into(), "LOGIN".into()],
+            plaintext: false,
+            max_failures: 3,
+        }),
+        ..config(false)
+    }
+}
+
+/// `\0alice\0pw`, the only credentials the oracle accepts.
+const ALICE_PLAIN: &str = "AGFsaWNlAHB3";
 
 /// Drives the session; returns every reply line and whether TLS was requested / body bytes.
 struct Run {
@@ -26,8 +43,12 @@ struct Run {
 
 impl Run {
     fn new(lmtp: bool) -> Run {
+        Run::with(config(lmtp))
+    }
+
+    fn with(config: Config) -> Run {
         let mut r = Run {
-            session: Session::new(config(lmtp)),
+            session: Session::new(config),
             replies: vec![],
             body: vec![],
             completed: vec![],
@@ -84,6 +105,33 @@ impl Run {
                     self.session.complete(replies);
                 }
                 Event::Close => self.events.push("close"),
+                Event::Authenticate { initial: None, .. } => self.session.auth_challenge(""),
+                Event::Authenticate {
+                    initial: Some(response),
+                    ..
+                }
+                | Event::AuthResponse(response) => {
+                    if response == ALICE_PLAIN {
+                        self.session.auth_succeeded("alice@example.com".into());
+                    } else {
+                        self.session.auth_failed(reply::auth_failed());
+                    }
+                }
+                Event::AuthCancelled => self.events.push("auth cancelled"),
+                Event::CheckSender(mail) => {
+                    let ok = mail
+                        .sender
+                        .as_ref()
+                        .is_none_or(|s| s.to_string() == "alice@example.com");
+                    self.session.sender_verdict(if ok {
+                        Ok(())
+                    } else {
+                        Err(reply::sender_not_owned(
+                            &mail.sender.unwrap().to_string(),
+                            "alice@example.com",
+                        ))
+                    });
+                }
             }
         }
     }
@@ -305,7 +353,10 @@ fn random_input_never_panics() {
         seed ^= seed << 17;
         seed
     };
-    let pieces: [&[u8]; 16] = [
+    let pieces: [&[u8]; 19] = [
+        b"AUTH PLAIN AGFsaWNlAHB3\r\n",
+        b"AUTH LOGIN\r\n",
+        b"*\r\n",
         b"EHLO x\r\n",
         b"LHLO x\r\n",
         b"MAIL FROM:<a@b.c>\r\n",
@@ -324,7 +375,11 @@ fn random_input_never_panics() {
         b"QUIT\r\n",
     ];
     for round in 0..300 {
-        let mut r = Run::new(round % 2 == 1);
+        let mut r = match round % 3 {
+            0 => Run::new(false),
+            1 => Run::new(true),
+            _ => Run::with(submission_config()),
+        };
         for _ in 0..200 {
             let n = next();
             let bytes: Vec<u8> = if n % 3 == 0 {
@@ -343,7 +398,7 @@ fn random_input_never_panics() {
                 r.events.retain(|e| *e != "starttls");
             }
             assert!(
-                r.session.lines.held() <= 512 + 64,
+                r.session.lines.held() <= 12288 + 64,
                 "input buffer grew to {}",
                 r.session.lines.held()
             );
@@ -352,4 +407,112 @@ fn random_input_never_panics() {
             }
         }
     }
+}
+
+fn tls_up(r: &mut Run) {
+    r.session.tls_started(TlsInfo {
+        version: "TLSv1.3".into(),
+        cipher: "X".into(),
+    });
+}
+
+#[test]
+fn submission_offers_auth_only_after_tls_and_requires_it_for_mail() {
+    let mut r = Run::with(submission_config());
+    let out = r.send(b"EHLO c\r\n");
+    assert!(out.iter().any(|l| l == "250-STARTTLS"), "{out:?}");
+    assert!(!out.iter().any(|l| l.contains("AUTH")), "{out:?}");
+    assert_eq!(
+        codes(&r.send(format!("AUTH PLAIN {ALICE_PLAIN}\r\n").as_bytes())),
+        ["538 5.7.1"]
+    );
+    assert_eq!(
+        codes(&r.send(b"MAIL FROM:<alice@example.com>\r\n")),
+        ["530 5.7.0"]
+    );
+    r.send(b"STARTTLS\r\n");
+    tls_up(&mut r);
+    let out = r.send(b"EHLO c\r\n");
+    assert!(out.iter().any(|l| l == "250-AUTH PLAIN LOGIN"), "{out:?}");
+    assert!(!out.iter().any(|l| l.contains("STARTTLS")));
+    assert_eq!(
+        codes(&r.send(b"MAIL FROM:<alice@example.com>\r\n")),
+        ["530 5.7.0"]
+    );
+    assert_eq!(codes(&r.send(b"AUTH CRAM-MD5\r\n")), ["504 5.5.4"]);
+    assert_eq!(codes(&r.send(b"AUTH\r\n")), ["501 5.5.4"]);
+    assert_eq!(r.session.protocol(), "ESMTPS");
+    // A pipelined AUTH with an initial response: the commands behind it wait for the verdict.
+    let out = r.send(
+        format!("AUTH PLAIN {ALICE_PLAIN}\r\nMAIL FROM:<alice@example.com>\r\nRCPT TO:<bob@example.com>\r\nDATA\r\n")
+            .as_bytes(),
+    );
+    assert_eq!(
+        codes(&out),
+        ["235 2.7.0", "250 2.1.0", "250 2.1.5", "354 End d"]
+    );
+    assert_eq!(r.session.protocol(), "ESMTPSA");
+    assert_eq!(r.session.authenticated(), Some("alice@example.com"));
+    assert_eq!(codes(&r.send(b"hi\r\n.\r\n")), ["250 2.0.0"]);
+    assert_eq!(
+        codes(&r.send(format!("AUTH PLAIN {ALICE_PLAIN}\r\n").as_bytes())),
+        ["503 5.5.1"]
+    );
+    // Sender rules are the driver's: someone else's address is refused, <> is allowed.
+    assert_eq!(
+        codes(&r.send(b"MAIL FROM:<bob@example.com>\r\n")),
+        ["553 5.7.1"]
+    );
+    assert_eq!(codes(&r.send(b"MAIL FROM:<>\r\n")), ["250 2.1.0"]);
+    // No AUTH inside a transaction.
+    assert_eq!(codes(&r.send(b"AUTH LOGIN\r\n")), ["503 5.5.1"]);
+}
+
+#[test]
+fn auth_exchange_challenges_cancel_and_failures() {
+    let mut r = Run::with(submission_config());
+    r.send(b"EHLO c\r\nSTARTTLS\r\n");
+    tls_up(&mut r);
+    r.send(b"EHLO c\r\n");
+    // Without initial response: an empty challenge, then the response.
+    assert_eq!(r.send(b"AUTH PLAIN\r\n"), ["334 "]);
+    assert_eq!(codes(&r.send(b"*\r\n")), ["501 5.0.0"]);
+    assert_eq!(r.events, ["starttls", "auth cancelled"]);
+    assert_eq!(r.send(b"AUTH PLAIN\r\n"), ["334 "]);
+    assert_eq!(codes(&r.send(b"AGFsaWNlAHdyb25n\r\n")), ["535 5.7.8"]);
+    assert_eq!(
+        codes(&r.send(b"AUTH PLAIN AGFsaWNlAHdyb25n\r\n")),
+        ["535 5.7.8"]
+    );
+    // The third failure closes the session.
+    assert_eq!(
+        codes(&r.send(b"AUTH PLAIN AGFsaWNlAHdyb25n\r\nNOOP\r\n")),
+        ["535 5.7.8", "421 4.7.0"]
+    );
+    assert!(r.session.is_closed());
+}
+
+#[test]
+fn starttls_forgets_authentication_and_mx_refuses_auth() {
+    let mut r = Run::with(Config {
+        auth: Some(AuthPolicy {
+            mechanisms: vec!["PLAIN".into()],
+            plaintext: true,
+            max_failures: 3,
+        }),
+        ..submission_config()
+    });
+    let out = r.send(format!("EHLO c\r\nAUTH PLAIN {ALICE_PLAIN}\r\n").as_bytes());
+    assert!(out.iter().any(|l| l == "250-AUTH PLAIN"), "{out:?}");
+    assert_eq!(codes(&out[out.len() - 1..]), ["235 2.7.0"]);
+    assert_eq!(r.session.protocol(), "ESMTPA");
+    r.send(b"STARTTLS\r\n");
+    tls_up(&mut r);
+    assert_eq!(r.session.authenticated(), None, "RFC 3207 §4.2");
+    let mut mx = Run::new(false);
+    mx.send(b"EHLO c\r\n");
+    assert_eq!(
+        codes(&mx.send(b"AUTH PLAIN AGFsaWNlAHB3\r\n")),
+        ["502 5.5.1"]
+    );
 }
