@@ -565,6 +565,9 @@ pop3 = []
 pop3s = []
 imap = ["127.0.0.1:$iport"]
 imaps = []
+submission = []
+submissions = []
+http = []
 [imap]
 plaintext_auth = true
 max_connections = $((IDLE_CLIENTS + 1000))

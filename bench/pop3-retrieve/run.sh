@@ -69,6 +69,9 @@ pop3 = ["127.0.0.1:$fport"]
 pop3s = []
 imap = []
 imaps = []
+submission = []
+submissions = []
+http = []
 [pop3]
 plaintext_auth = true
 max_connections_per_ip = 0

@@ -131,6 +131,9 @@ pop3 = []
 pop3s = []
 imap = []
 imaps = []
+submission = []
+submissions = []
+http = []
 CONF
     local f=("$bin" --config "$work/facteur.toml")
     "${f[@]}" domain add bench.test >/dev/null

@@ -11,7 +11,7 @@
 pub mod meta;
 
 use facteur_directory::Mailbox;
-use facteur_store::{Blob, DeliverError, NewMessage, Store, StoreError, Target};
+use facteur_store::{Blob, DeliverError, NewMessage, QueuedMessage, Store, StoreError, Target};
 
 /// One recipient of the transaction and the accounts it resolved to.
 #[derive(Debug, Clone)]
@@ -61,6 +61,18 @@ pub async fn deliver(
     envelope: &Envelope<'_>,
     recipients: &[Recipient],
 ) -> Result<Report, DeliveryError> {
+    deliver_and_queue(store, blob, envelope, recipients, None).await
+}
+
+/// Files the message for the local recipients and queues it for the remote ones, in one
+/// transaction: the caller's `250` covers both or neither.
+pub async fn deliver_and_queue(
+    store: &Store,
+    blob: Blob,
+    envelope: &Envelope<'_>,
+    recipients: &[Recipient],
+    outbound: Option<QueuedMessage>,
+) -> Result<Report, DeliveryError> {
     let content = blob.content()?;
     let meta = meta::parse(&content);
     drop(content);
@@ -88,18 +100,24 @@ pub async fn deliver(
         }
         target_of.push(indexes);
     }
+    // Only local copies are searched: a message that only leaves needs no index.
+    let (search_text, search_headers) = if targets.is_empty() {
+        (String::new(), String::new())
+    } else {
+        (meta.search_text, meta.search_headers)
+    };
     let message = NewMessage {
         blob,
         internal_date: envelope.internal_date,
         envelope: meta.envelope,
         structure: meta.structure,
         headers: meta.headers,
-        search_text: meta.search_text,
-        search_headers: meta.search_headers,
+        search_text,
+        search_headers,
         queue_id: envelope.queue_id.to_string(),
     };
     let message_id = meta.message_id;
-    let filed = store.deliver(message, targets).await?;
+    let filed = store.deliver_and_queue(message, targets, outbound).await?;
     let outcomes = target_of
         .iter()
         .map(|indexes| {

@@ -15,6 +15,7 @@ mod app_password;
 mod cache;
 mod password;
 pub mod sasl;
+mod sender;
 
 pub use password::{generate_password, hash_password, verify_password};
 

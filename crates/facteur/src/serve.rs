@@ -42,6 +42,9 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
         (Role::Pop3s, &config.listen.pop3s),
         (Role::Imap, &config.listen.imap),
         (Role::Imaps, &config.listen.imaps),
+        (Role::Submission, &config.listen.submission),
+        (Role::Submissions, &config.listen.submissions),
+        (Role::Http, &config.listen.http),
     ];
     for (role, addrs) in roles {
         for addr in addrs {
@@ -106,6 +109,12 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
             Some(tls.acceptor.clone()),
             shutdown.clone(),
         ));
+        let http = Arc::new(facteur_admin::Context {
+            directory: directory.clone(),
+            clients: facteur_admin::autoconfig::Settings::from_config(&config),
+            acme: None,
+            shutdown: shutdown.clone(),
+        });
         let mut tasks = Vec::new();
         for (role, std_listener) in listeners {
             let listener = tokio::net::TcpListener::from_std(std_listener)?;
@@ -114,6 +123,7 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
                     role,
                     hostname: config.hostname.clone(),
                     settings: config.smtp.clone(),
+                    submission: config.submission.clone(),
                     directory: directory.clone(),
                     store: store.clone(),
                     tls: Some(tls.acceptor.clone()),
@@ -149,6 +159,15 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
                     facteur_imap_server::Role::Imaps,
                     imap.clone(),
                 )),
+                Role::Submission => tokio::spawn(facteur_smtp_server::serve(
+                    listener,
+                    smtp(facteur_smtp_server::Role::Submission),
+                )),
+                Role::Submissions => tokio::spawn(facteur_smtp_server::serve(
+                    listener,
+                    smtp(facteur_smtp_server::Role::Submissions),
+                )),
+                Role::Http => tokio::spawn(facteur_admin::serve(listener, http.clone())),
             });
         }
         wait_for_signal().await?;
@@ -181,6 +200,9 @@ enum Role {
     Pop3s,
     Imap,
     Imaps,
+    Submission,
+    Submissions,
+    Http,
 }
 
 impl Role {
@@ -192,6 +214,9 @@ impl Role {
             Role::Pop3s => "pop3s",
             Role::Imap => "imap",
             Role::Imaps => "imaps",
+            Role::Submission => "submission",
+            Role::Submissions => "submissions",
+            Role::Http => "http",
         }
     }
 }

@@ -332,7 +332,7 @@ fn configuration_errors_name_file_line_and_key() {
         &path,
         format!(
             "data_dir = \"{}\"\n[listen]\nsmtp = []\nlmtp = []\npop3 = []\npop3s = []\nimap = []\nimaps = []\n\
-             [smtp]\nmax_recipient = 3\n",
+             submission = []\nsubmissions = []\nhttp = []\n[smtp]\nmax_recipient = 3\n",
             site.data_dir().display()
         ),
     )

@@ -59,6 +59,9 @@ fn appended_messages_survive_sigkill_exactly_once() {
         lmtp: None,
         pop3: None,
         imap: Some(free_port()),
+        submission: None,
+        submissions: None,
+        http: None,
     };
     let mut site = Site::with_ports(
         "imap-crash",

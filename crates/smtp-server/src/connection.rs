@@ -1,12 +1,18 @@
 //! One connection: reads into the session, writes its replies, answers its questions.
 
-use crate::received::{Trace, queue_id, received};
+use crate::auth::{self, Auth};
+use crate::header::{self, HeaderScan, Split};
+use crate::received::{Trace, queue_id, received, rfc5322_date};
+use crate::recipient::Route;
 use crate::{Context, Role, recipient};
 use facteur_delivery::{Envelope as DeliveryEnvelope, Outcome, Recipient as DeliveryRecipient};
-use facteur_directory::Mailbox;
+use facteur_directory::Login;
+use facteur_model::Address;
 use facteur_net::Input;
-use facteur_smtp_session::{Config, Envelope, Event, Reply, Session, TlsInfo, reply};
-use facteur_store::BlobWriter;
+use facteur_smtp_session::{
+    AuthPolicy, Config, Envelope, Event, MailFrom, Reply, Session, TlsInfo, reply,
+};
+use facteur_store::{BlobWriter, QueuedMessage, QueuedRecipient};
 use std::net::SocketAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -25,19 +31,28 @@ struct Body {
     queue_id: String,
     writer: Option<BlobWriter>,
     started: SystemTime,
+    /// Submission: the header section being collected, and the Received header to write
+    /// before it.
+    scan: Option<(HeaderScan, String)>,
+    /// Submission: why the message will be refused at its end.
+    refusal: Option<Reply>,
 }
 
 struct Connection<'a> {
     ctx: &'a Context,
     peer: SocketAddr,
-    session: Session<Vec<Mailbox>>,
+    session: Session<Route>,
     out: Vec<u8>,
     body: Option<Body>,
     shutdown_seen: bool,
     messages: u32,
+    /// Submission: the SASL exchange in progress and the account once authenticated.
+    auth: Option<Auth>,
+    login: Option<Login>,
 }
 
 pub async fn handle(mut stream: TcpStream, peer: SocketAddr, ctx: &Context) {
+    let submission = ctx.role.is_submission();
     let config = Config {
         hostname: ctx.hostname.clone(),
         lmtp: ctx.role == Role::Lmtp,
@@ -46,22 +61,41 @@ pub async fn handle(mut stream: TcpStream, peer: SocketAddr, ctx: &Context) {
         max_line_length: ctx.settings.max_line_length,
         max_errors: ctx.settings.max_errors,
         tls_available: ctx.tls.is_some(),
-        submission: false,
-        auth: None,
+        submission,
+        auth: submission.then(|| AuthPolicy {
+            mechanisms: auth::mechanisms(&ctx.directory),
+            plaintext: ctx.submission.plaintext_auth,
+            max_failures: ctx.submission.max_auth_failures,
+        }),
     };
     tracing::info!(role = ctx.role.name(), remote = %peer, "connect");
     let mut conn = Connection {
         ctx,
         peer,
-        session: Session::new(config),
+        session: Session::new(config.clone()),
         out: Vec::new(),
         body: None,
         shutdown_seen: false,
         messages: 0,
+        auth: None,
+        login: None,
     };
-    let result = match conn.drive(&mut stream).await {
-        Ok(Ended::StartTls) => conn.upgrade(stream).await,
-        other => other.map(|_| ()),
+    let result = if ctx.role == Role::Submissions {
+        // RFC 8314 §3.3: TLS from the first byte, then the greeting.
+        match conn.accept_tls(stream).await {
+            Ok((mut tls, info)) => {
+                conn.session = Session::with_tls(config, info);
+                let r = conn.drive(&mut tls).await.map(|_| ());
+                let _ = tls.shutdown().await;
+                r
+            }
+            Err(e) => Err(e),
+        }
+    } else {
+        match conn.drive(&mut stream).await {
+            Ok(Ended::StartTls) => conn.upgrade(stream).await,
+            other => other.map(|_| ()),
+        }
     };
     match result {
         Ok(()) => {
@@ -73,13 +107,15 @@ pub async fn handle(mut stream: TcpStream, peer: SocketAddr, ctx: &Context) {
     }
 }
 
+type TlsStream = tokio_rustls::server::TlsStream<TcpStream>;
+
 impl Connection<'_> {
-    async fn upgrade(&mut self, stream: TcpStream) -> std::io::Result<()> {
+    async fn accept_tls(&mut self, stream: TcpStream) -> std::io::Result<(TlsStream, TlsInfo)> {
         let Some(acceptor) = self.ctx.tls.clone() else {
-            return Ok(());
+            return Err(std::io::Error::other("no TLS certificate loaded"));
         };
         let handshake = tokio::time::timeout(self.ctx.timeout(), acceptor.accept(stream)).await;
-        let mut tls = match handshake {
+        let tls = match handshake {
             Ok(Ok(tls)) => tls,
             Ok(Err(e)) => return Err(std::io::Error::other(format!("TLS handshake failed: {e}"))),
             Err(_) => return Err(std::io::Error::other("TLS handshake timed out")),
@@ -98,6 +134,14 @@ impl Connection<'_> {
                 .to_string(),
         };
         tracing::debug!(remote = %self.peer, version = %info.version, cipher = %info.cipher, "TLS established");
+        Ok((tls, info))
+    }
+
+    async fn upgrade(&mut self, stream: TcpStream) -> std::io::Result<()> {
+        let (mut tls, info) = self.accept_tls(stream).await?;
+        // RFC 3207 §4.2: everything learnt before TLS is forgotten, authentication included.
+        self.auth = None;
+        self.login = None;
         self.session.tls_started(info);
         match self.drive(&mut tls).await? {
             Ended::Closed | Ended::StartTls => {}
@@ -140,6 +184,23 @@ impl Connection<'_> {
                         self.flush(stream).await?;
                         return Ok(Ended::Closed);
                     }
+                    Event::Authenticate { mechanism, initial } => {
+                        // Flush first: the client may be waiting for nothing else.
+                        self.flush(stream).await?;
+                        self.authenticate(&mechanism, initial).await;
+                    }
+                    Event::AuthResponse(response) => {
+                        let outcome = match &mut self.auth {
+                            Some(a) => a.step(&self.ctx.directory, &response).await,
+                            None => auth::Outcome::Malformed,
+                        };
+                        self.auth_outcome(outcome).await;
+                    }
+                    Event::AuthCancelled => self.auth = None,
+                    Event::CheckSender(mail) => {
+                        let verdict = self.check_sender(&mail);
+                        self.session.sender_verdict(verdict);
+                    }
                 }
             }
             // RFC 2920 §3.2: flush before blocking on input.
@@ -174,6 +235,84 @@ impl Connection<'_> {
         facteur_net::flush_out(stream, &mut self.out, self.ctx.timeout()).await
     }
 
+    async fn authenticate(&mut self, mechanism: &str, initial: Option<String>) {
+        let Some(mut exchange) = Auth::new(&self.ctx.directory, mechanism, &self.ctx.hostname)
+        else {
+            self.session
+                .auth_failed(reply::auth_unknown_mechanism(mechanism));
+            return;
+        };
+        let outcome = exchange
+            .start(&self.ctx.directory, initial.as_deref())
+            .await;
+        self.auth = Some(exchange);
+        self.auth_outcome(outcome).await;
+    }
+
+    async fn auth_outcome(&mut self, outcome: auth::Outcome) {
+        match outcome {
+            auth::Outcome::Challenge(c) => self.session.auth_challenge(&auth::encode(&c)),
+            auth::Outcome::Success(login) => {
+                self.auth = None;
+                tracing::info!(role = self.ctx.role.name(), remote = %self.peer,
+                    user = %login.mailbox.address,
+                    app_password = login.app_password.as_deref().unwrap_or("-"), "authenticated");
+                self.session.auth_succeeded(login.mailbox.address.clone());
+                self.login = Some(login);
+            }
+            auth::Outcome::Failure(user) => {
+                self.auth = None;
+                facteur_net::log_auth_failure(
+                    self.ctx.role.name(),
+                    self.peer.ip(),
+                    user.as_deref().unwrap_or(""),
+                );
+                // A pause makes guessing slow; the session stays open for the next try.
+                tokio::time::sleep(std::time::Duration::from_millis(
+                    self.ctx.submission.auth_failure_delay_ms,
+                ))
+                .await;
+                self.session.auth_failed(reply::auth_failed());
+            }
+            auth::Outcome::Malformed => {
+                self.auth = None;
+                self.session.auth_failed(reply::auth_bad_base64());
+            }
+            auth::Outcome::Unavailable => {
+                self.auth = None;
+                self.session.auth_failed(reply::auth_temporary_failure());
+            }
+        }
+    }
+
+    /// Submission's sender rule for MAIL FROM (the From: header is checked at the end).
+    fn check_sender(&self, mail: &MailFrom) -> Result<(), Reply> {
+        let (Some(login), Some(sender)) = (&self.login, &mail.sender) else {
+            // RFC 5321 §4.5.5: the null sender (MDNs, vacation replies) is allowed.
+            return Ok(());
+        };
+        if !self.ctx.submission.check_sender {
+            return Ok(());
+        }
+        let shown = sender.to_string();
+        let refused = || {
+            tracing::info!(role = self.ctx.role.name(), remote = %self.peer,
+                user = %login.mailbox.address, sender = %shown, "sender refused: not owned by the account");
+            Err(reply::sender_not_owned(&shown, &login.mailbox.address))
+        };
+        match Address::parse(&shown) {
+            Some(a) => match self.ctx.directory.may_send_as(&login.mailbox, &a) {
+                Ok(true) => Ok(()),
+                Ok(false) => refused(),
+                Err(e) => {
+                    tracing::error!(error = %e, "directory lookup failed for the sender");
+                    Err(reply::local_error())
+                }
+            },
+            None => refused(),
+        }
+    }
+
     fn start_body(&mut self) {
         let queue_id = queue_id();
         let now = SystemTime::now();
@@ -181,6 +320,7 @@ impl Connection<'_> {
             Some([one]) => Some(one.rcpt.recipient.to_string()),
             _ => None,
         };
+        let submission = self.ctx.role.is_submission();
         let header = received(&Trace {
             helo: self.session.helo().unwrap_or("unknown"),
             peer: self.peer.ip(),
@@ -190,42 +330,112 @@ impl Connection<'_> {
             tls: self.session.tls(),
             single_recipient,
             now,
+            // Submission keeps the client's address private unless the admin wants it.
+            reveal_client: !submission || self.ctx.submission.reveal_client,
         });
-        let mut writer = self.ctx.store.blob_writer();
-        let ok = writer.write(header.as_bytes());
-        self.body = Some(Body {
+        let writer = self.ctx.store.blob_writer();
+        let mut body = Body {
             queue_id,
-            writer: ok.is_ok().then_some(writer),
+            writer: Some(writer),
             started: now,
-        });
-        if let Err(e) = ok {
-            tracing::error!(error = %e, "cannot write message");
+            scan: None,
+            refusal: None,
+        };
+        if submission {
+            body.scan = Some((HeaderScan::new(self.ctx.submission.max_header_size), header));
+        } else {
+            write_to(&mut body, header.as_bytes());
         }
+        self.body = Some(body);
     }
 
     fn write_body(&mut self, bytes: &[u8]) {
-        let Some(body) = &mut self.body else { return };
-        if let Some(writer) = &mut body.writer
-            && let Err(e) = writer.write(bytes)
-        {
-            tracing::error!(queue_id = %body.queue_id, error = %e, "cannot write message");
-            body.writer = None;
+        let Some(mut body) = self.body.take() else {
+            return;
+        };
+        match body.scan.as_mut() {
+            Some((scan, _)) => {
+                if let Some(split) = scan.push(bytes) {
+                    self.header_done(&mut body, split);
+                }
+            }
+            None => write_to(&mut body, bytes),
         }
+        self.body = Some(body);
+    }
+
+    /// Submission: the header section is complete. Checks the From: addresses, then writes
+    /// the Received header, the client's header, the fields it lacked, and what followed.
+    fn header_done(&self, body: &mut Body, split: Split) {
+        let Some((_, received)) = body.scan.take() else {
+            return;
+        };
+        let info = header::inspect(&split.header);
+        if let Some(login) = &self.login
+            && self.ctx.submission.check_sender
+        {
+            for from in &info.from {
+                let owned = match Address::parse(from) {
+                    Some(a) => self.ctx.directory.may_send_as(&login.mailbox, &a),
+                    None => Ok(false),
+                };
+                match owned {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        body.refusal =
+                            Some(reply::from_header_not_owned(from, &login.mailbox.address));
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "directory lookup failed for From:");
+                        body.refusal = Some(reply::local_error());
+                        break;
+                    }
+                }
+            }
+        }
+        let account = self.session.authenticated().unwrap_or("");
+        let message_id = format!("{}@{}", body.queue_id, self.ctx.hostname);
+        let added = header::additions(&info, account, &message_id, &rfc5322_date(body.started));
+        write_to(body, received.as_bytes());
+        write_to(body, &split.header);
+        write_to(body, added.as_bytes());
+        write_to(body, &split.rest);
     }
 
     /// Files the message; returns the reply (SMTP) or replies (LMTP, one per recipient).
-    async fn complete(&mut self, envelope: Envelope<Vec<Mailbox>>) -> Vec<Reply> {
+    async fn complete(&mut self, envelope: Envelope<Route>) -> Vec<Reply> {
         let lmtp = self.ctx.role == Role::Lmtp;
         let count = envelope.recipients.len();
         let failure = |r: Reply| if lmtp { vec![r; count] } else { vec![r] };
+        if let Some(mut body) = self.body.take() {
+            // A message that ended inside its header section.
+            if let Some((scan, _)) = body.scan.as_mut() {
+                match scan.finish() {
+                    Some(split) => self.header_done(&mut body, split),
+                    None => {
+                        body.refusal =
+                            Some(reply::header_too_large(self.ctx.submission.max_header_size))
+                    }
+                }
+            }
+            self.body = Some(body);
+        }
         let Some(Body {
             queue_id,
             writer,
             started,
+            refusal,
+            ..
         }) = self.body.take()
         else {
             return failure(reply::local_error());
         };
+        if let Some(r) = refusal {
+            tracing::info!(role = self.ctx.role.name(), %queue_id, remote = %self.peer,
+                user = self.session.authenticated().unwrap_or("-"), reply = %r.to_log(), "message refused");
+            return failure(r);
+        }
         let Some(writer) = writer else {
             return failure(reply::local_error());
         };
@@ -247,12 +457,33 @@ impl Connection<'_> {
             .as_ref()
             .map(|s| s.to_string())
             .unwrap_or_default();
-        let recipients: Vec<DeliveryRecipient> = envelope
-            .recipients
+        let mut recipients: Vec<DeliveryRecipient> = Vec::new();
+        let mut remote: Vec<QueuedRecipient> = Vec::new();
+        for r in &envelope.recipients {
+            match &r.target {
+                Route::Local(mailboxes) => recipients.push(DeliveryRecipient {
+                    mailboxes: mailboxes.clone(),
+                }),
+                Route::Remote => remote.push(QueuedRecipient {
+                    address: r.rcpt.recipient.to_string(),
+                    notify: r.rcpt.notify.clone(),
+                    orcpt: r.rcpt.orcpt.clone(),
+                }),
+            }
+        }
+        let outbound = (!remote.is_empty()).then(|| QueuedMessage {
+            queue_id: queue_id.clone(),
+            sender: from.clone(),
+            envid: envelope.mail.envid.clone(),
+            ret_full: envelope.mail.ret_full,
+            smtputf8: envelope.mail.smtputf8,
+            body_8bit: envelope.mail.body != facteur_smtp_session::command::BodyType::SevenBit,
+            submitter: self.session.authenticated().map(String::from),
+            recipients: remote,
+        });
+        let queued: Vec<String> = outbound
             .iter()
-            .map(|r| DeliveryRecipient {
-                mailboxes: r.target.clone(),
-            })
+            .flat_map(|q| q.recipients.iter().map(|r| r.address.clone()))
             .collect();
         let internal_date = started
             .duration_since(UNIX_EPOCH)
@@ -264,16 +495,27 @@ impl Connection<'_> {
             internal_date,
             enforce_quota: lmtp,
         };
-        let report =
-            match facteur_delivery::deliver(&self.ctx.store, blob, &delivery, &recipients).await {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::error!(%queue_id, error = %e, "delivery failed; message not accepted");
-                    return failure(reply::local_error());
-                }
-            };
+        let filed = facteur_delivery::deliver_and_queue(
+            &self.ctx.store,
+            blob,
+            &delivery,
+            &recipients,
+            outbound,
+        );
+        let report = match filed.await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(%queue_id, error = %e, "delivery failed; message not accepted");
+                return failure(reply::local_error());
+            }
+        };
         self.messages += 1;
         let replies = self.replies(&envelope, &report.outcomes, &queue_id);
+        if replies.iter().any(Reply::is_positive) {
+            for to in &queued {
+                tracing::info!(%queue_id, to = %format!("<{to}>"), "queued for remote delivery");
+            }
+        }
         let to: Vec<String> = envelope
             .recipients
             .iter()
@@ -284,6 +526,7 @@ impl Connection<'_> {
         tracing::info!(
             role = self.ctx.role.name(), %queue_id, message_id = %format!("<{message_id}>"),
             from = %format!("<{from}>"), to = %to.join(","), size, remote = %self.peer,
+            user = self.session.authenticated().unwrap_or("-"),
             reply = %summary.join(" | "),
             "{}", if replies.iter().any(Reply::is_positive) { "message accepted" } else { "message refused" }
         );
@@ -294,18 +537,21 @@ impl Connection<'_> {
     /// copy filed.
     fn replies(
         &self,
-        envelope: &Envelope<Vec<Mailbox>>,
+        envelope: &Envelope<Route>,
         outcomes: &[Outcome],
         queue_id: &str,
     ) -> Vec<Reply> {
         let lmtp = self.ctx.role == Role::Lmtp;
-        let replies: Vec<Reply> = envelope
-            .recipients
-            .iter()
+        // Outcomes are those of the local recipients, in order.
+        let local = envelope.recipients.iter().filter_map(|r| match &r.target {
+            Route::Local(m) => Some((r, m)),
+            Route::Remote => None,
+        });
+        let replies: Vec<Reply> = local
             .zip(outcomes)
-            .map(|(rcpt, outcome)| {
+            .map(|((rcpt, mailboxes), outcome)| {
                 let shown = rcpt.rcpt.recipient.to_string();
-                let accounts: Vec<&str> = rcpt.target.iter().map(|m| m.address.as_str()).collect();
+                let accounts: Vec<&str> = mailboxes.iter().map(|m| m.address.as_str()).collect();
                 if *outcome == Outcome::Delivered {
                     tracing::info!(%queue_id, to = %format!("<{shown}>"), mailboxes = %accounts.join(","), "delivered");
                 }
@@ -325,5 +571,14 @@ impl Connection<'_> {
         } else {
             vec![reply::local_error()]
         }
+    }
+}
+
+fn write_to(body: &mut Body, bytes: &[u8]) {
+    if let Some(writer) = &mut body.writer
+        && let Err(e) = writer.write(bytes)
+    {
+        tracing::error!(queue_id = %body.queue_id, error = %e, "cannot write message");
+        body.writer = None;
     }
 }

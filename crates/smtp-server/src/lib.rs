@@ -1,14 +1,18 @@
-//! The SMTP servers: role `smtp` (the MX, RFC 5321: mail for local domains only, never a relay)
-//! and role `lmtp` (RFC 2033). Each connection runs a sans-IO session from `smtp-session`; this
-//! crate owns sockets, TLS, timeouts and shutdown, and answers the session's questions from the
-//! directory and the store.
+//! The SMTP servers: role `smtp` (the MX, RFC 5321: mail for local domains only, never a
+//! relay), role `lmtp` (RFC 2033), and the submission roles `submission` (RFC 6409, STARTTLS
+//! then AUTH) and `submissions` (RFC 8314 implicit TLS). Each connection runs a sans-IO session
+//! from `smtp-session`; this crate owns sockets, TLS, timeouts and shutdown, and answers the
+//! session's questions from the directory and the store.
 //!
-//! Invariants: the `250` after a message is sent only after `delivery::deliver` returned, i.e.
-//! after the copies are committed; replies are flushed before every blocking read (RFC 2920
-//! §3.2); every read has a timeout (RFC 5321 §4.5.3.2).
+//! Invariants: the `250` after a message is sent only after `delivery::deliver_and_queue`
+//! returned, i.e. after the local copies and the queue entry for remote recipients are
+//! committed; replies are flushed before every blocking read (RFC 2920 §3.2); every read has a
+//! timeout (RFC 5321 §4.5.3.2); submission never takes MAIL before a successful AUTH.
 #![forbid(unsafe_code)]
 
+mod auth;
 mod connection;
+mod header;
 mod received;
 mod recipient;
 
@@ -21,11 +25,13 @@ use tokio::net::TcpListener;
 
 pub use received::{queue_id, rfc5322_date};
 
-/// The two roles this crate serves.
+/// The roles this crate serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     Smtp,
     Lmtp,
+    Submission,
+    Submissions,
 }
 
 impl Role {
@@ -33,7 +39,13 @@ impl Role {
         match self {
             Role::Smtp => "smtp",
             Role::Lmtp => "lmtp",
+            Role::Submission => "submission",
+            Role::Submissions => "submissions",
         }
+    }
+
+    pub fn is_submission(self) -> bool {
+        matches!(self, Role::Submission | Role::Submissions)
     }
 }
 
@@ -42,6 +54,7 @@ pub struct Context {
     pub role: Role,
     pub hostname: String,
     pub settings: facteur_config::Smtp,
+    pub submission: facteur_config::Submission,
     pub directory: Directory,
     pub store: Store,
     pub tls: Option<tokio_rustls::TlsAcceptor>,

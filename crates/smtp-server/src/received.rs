@@ -16,6 +16,9 @@ pub struct Trace<'a> {
     /// The recipient, named only when there is exactly one (others stay private).
     pub single_recipient: Option<String>,
     pub now: SystemTime,
+    /// Name the client (EHLO, address). Submission leaves it out unless the admin wants it:
+    /// RFC 5321 §4.4 asks for the `from` clause, but a user's home address is theirs to keep.
+    pub reveal_client: bool,
 }
 
 /// The Received header, folded over several lines.
@@ -27,7 +30,11 @@ pub fn received(t: &Trace<'_>) -> String {
             None => format!("[IPv6:{v6}]"),
         },
     };
-    let mut h = format!("Received: from {} ({literal})\r\n", t.helo);
+    let mut h = if t.reveal_client {
+        format!("Received: from {} ({literal})\r\n", t.helo)
+    } else {
+        "Received:".to_string()
+    };
     if let Some(tls) = t.tls {
         h.push_str(&format!(
             "\t(using {} with cipher {})\r\n",
@@ -109,11 +116,36 @@ mod tests {
             tls: Some(&tls),
             single_recipient: Some("a@example.com".into()),
             now: UNIX_EPOCH,
+            reveal_client: true,
         });
         assert_eq!(
             h,
             "Received: from client.example ([IPv6:::1])\r\n\t(using TLSv1.3 with cipher TLS13_AES_256_GCM_SHA384)\r\n\
              \tby mx.example.com (facteur) with ESMTPS id ABC\r\n\tfor <a@example.com>; Thu, 1 Jan 1970 00:00:00 +0000\r\n"
+        );
+    }
+}
+
+#[cfg(test)]
+mod private {
+    use super::*;
+
+    #[test]
+    fn submission_received_header_keeps_the_client_private() {
+        let h = received(&Trace {
+            helo: "laptop.home",
+            peer: "192.168.1.20".parse().unwrap(),
+            hostname: "mx.example.com",
+            protocol: "ESMTPSA",
+            queue_id: "ABC",
+            tls: None,
+            single_recipient: None,
+            now: UNIX_EPOCH,
+            reveal_client: false,
+        });
+        assert_eq!(
+            h,
+            "Received:\tby mx.example.com (facteur) with ESMTPSA id ABC\r\n\t; Thu, 1 Jan 1970 00:00:00 +0000\r\n"
         );
     }
 }

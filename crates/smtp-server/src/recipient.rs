@@ -1,4 +1,5 @@
-//! Answering RCPT: local domains only (never a relay), known users only, quota respected.
+//! Answering RCPT: on the MX, local domains only (never a relay), known users only, quota
+//! respected; on submission, an authenticated client's other recipients go to the queue.
 //!
 //! RFC 5321 §3.6.1 and the seeds' admin guides: mail for other domains from an unauthenticated
 //! client is refused with `550 5.7.1`; unknown local users get `550 5.1.1` (RFC 3463 X.1.1).
@@ -8,7 +9,16 @@ use facteur_directory::{Mailbox, Resolution};
 use facteur_model::{Address, Domain};
 use facteur_smtp_session::{RcptTo, Verdict, reply};
 
-pub fn check(ctx: &Context, rcpt: &RcptTo, declared_size: Option<u64>) -> Verdict<Vec<Mailbox>> {
+/// Where an accepted recipient's copy goes.
+#[derive(Debug, Clone)]
+pub enum Route {
+    /// Local delivery to these accounts.
+    Local(Vec<Mailbox>),
+    /// Another domain: the outbound queue (submission only).
+    Remote,
+}
+
+pub fn check(ctx: &Context, rcpt: &RcptTo, declared_size: Option<u64>) -> Verdict<Route> {
     let m = &rcpt.recipient;
     let shown = m.to_string();
     let resolution = if m.domain.is_empty() {
@@ -26,6 +36,13 @@ pub fn check(ctx: &Context, rcpt: &RcptTo, declared_size: Option<u64>) -> Verdic
     let mailboxes = match resolution {
         Ok(Resolution::Deliver(mailboxes)) => mailboxes,
         Ok(Resolution::UnknownUser) => return Verdict::Reject(reply::no_such_user(&shown)),
+        // RFC 6409 §4.3: an authenticated submission may go anywhere. An address literal is
+        // not routed (a valid domain is needed for MX lookup).
+        Ok(Resolution::NotLocal)
+            if ctx.role.is_submission() && Domain::parse(&m.domain).is_some() =>
+        {
+            return Verdict::Accept(Route::Remote);
+        }
         Ok(Resolution::NotLocal | Resolution::RelayAttempt) => {
             return Verdict::Reject(reply::relay_denied(&shown));
         }
@@ -47,7 +64,7 @@ pub fn check(ctx: &Context, rcpt: &RcptTo, declared_size: Option<u64>) -> Verdic
             }
         }
     }
-    Verdict::Accept(mailboxes)
+    Verdict::Accept(Route::Local(mailboxes))
 }
 
 /// RFC 5321 §4.5.1: `<Postmaster>` without a domain reaches the postmaster of this host, or of

@@ -2,11 +2,18 @@
 //! real server (SMTP and LMTP listeners on 127.0.0.1, a temp data dir, a self-signed
 //! certificate), then checked against the store. The format is `facteur_testkit`'s, plus:
 //! - `lmtp`      (anywhere) connect to the LMTP listener;
+//! - `submission` / `submissions` (anywhere) connect to the submission listener (STARTTLS) or
+//!   the implicit-TLS one;
+//! - `queued N`  the outbound queue holds N messages;
+//! - `queue-contains text` the newest queued message contains text;
+//! - `queue-lacks text` it does not;
 //! - `stored ADDRESS N` the INBOX of ADDRESS holds N messages;
 //! - `contains ADDRESS UID text` that stored message contains text.
 //!
 //! Fixture: domain example.com with alice, bob, tiny (quota 300 bytes), alias team -> alice,
 //! bob; domain example.org with a catch-all to bob. Limits: 10000-byte messages, 3 recipients.
+//! Passwords are `secret`; alice also has the application password printed into
+//! `tests/transcripts` as `app` (see `APP_PASSWORD`). Failed AUTH waits 10 ms.
 
 use facteur_directory::{Directory, Options as DirectoryOptions};
 use facteur_model::{Address, Uid};
@@ -21,6 +28,8 @@ use std::sync::Arc;
 struct TestServer {
     smtp: SocketAddr,
     lmtp: SocketAddr,
+    submission: SocketAddr,
+    submissions: SocketAddr,
     store: Store,
     dir: PathBuf,
     shutdown: Shutdown,
@@ -89,13 +98,17 @@ async fn start_with(name: &str, settings: facteur_config::Smtp) -> TestServer {
     .unwrap();
     let shutdown = Shutdown::new();
     let mut addrs = Vec::new();
-    for role in [Role::Smtp, Role::Lmtp] {
+    for role in [Role::Smtp, Role::Lmtp, Role::Submission, Role::Submissions] {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         addrs.push(listener.local_addr().unwrap());
         let ctx = Arc::new(Context {
             role,
             hostname: "mx.example.com".into(),
             settings: settings.clone(),
+            submission: facteur_config::Submission {
+                auth_failure_delay_ms: 10,
+                ..Default::default()
+            },
             directory: directory.clone(),
             store: store.clone(),
             tls: Some(tls.acceptor.clone()),
@@ -106,6 +119,8 @@ async fn start_with(name: &str, settings: facteur_config::Smtp) -> TestServer {
     TestServer {
         smtp: addrs[0],
         lmtp: addrs[1],
+        submission: addrs[2],
+        submissions: addrs[3],
         store,
         dir,
         shutdown,
@@ -118,13 +133,22 @@ async fn run(file: &str) {
         .join(file);
     let text = std::fs::read_to_string(&path).unwrap();
     let server = start(file.trim_end_matches(".txt")).await;
-    let lmtp = text.lines().any(|l| l.trim() == "lmtp");
+    let has = |word: &str| text.lines().any(|l| l.trim() == word);
     let cert = server.dir.join("tls/self-signed.crt");
+    let addr = if has("lmtp") {
+        server.lmtp
+    } else if has("submission") {
+        server.submission
+    } else if has("submissions") {
+        server.submissions
+    } else {
+        server.smtp
+    };
     let target = Target {
-        addr: if lmtp { server.lmtp } else { server.smtp },
+        addr,
         cert: &cert,
         server_name: "mx.example.com",
-        implicit_tls: false,
+        implicit_tls: has("submissions"),
     };
     let store = server.store.clone();
     play(file, &text, &target, |words, ctx| {
@@ -145,7 +169,40 @@ fn check_store(store: &Store, words: &[&str], ctx: &str) {
         store.mailboxes(account.id).unwrap().remove(0)
     };
     match words {
-        ["lmtp"] => {}
+        ["lmtp" | "submission" | "submissions"] => {}
+        ["queued", count] => {
+            assert_eq!(
+                store.queue_entries().unwrap().len().to_string(),
+                *count,
+                "{ctx}"
+            )
+        }
+        ["queue-contains" | "queue-lacks", needle @ ..] => {
+            let entries = store.queue_entries().unwrap();
+            let last = entries.last().expect("a queued message");
+            let body = store
+                .queue_content(&last.message.queue_id)
+                .unwrap()
+                .unwrap();
+            let body = String::from_utf8_lossy(&body);
+            let needle = String::from_utf8(unescape(&needle.join(" "))).unwrap();
+            assert_eq!(
+                body.contains(&needle),
+                words[0] == "queue-contains",
+                "{ctx}: queued message is {body:?}"
+            );
+        }
+        ["queued-to", recipients @ ..] => {
+            let entries = store.queue_entries().unwrap();
+            let last = entries.last().expect("a queued message");
+            let got: Vec<&str> = last
+                .message
+                .recipients
+                .iter()
+                .map(|r| r.address.as_str())
+                .collect();
+            assert_eq!(got, recipients, "{ctx}");
+        }
         ["stored", address, count] => {
             assert_eq!(inbox(address).messages.to_string(), *count, "{ctx}")
         }
@@ -189,6 +246,11 @@ transcripts! {
     rfc6531_smtputf8 => "14-smtputf8.txt",
     rfc3461_dsn_parameters_and_helo => "15-dsn-and-helo.txt",
     rfc5321_too_many_errors => "16-errors.txt",
+    rfc6409_submission_starttls_then_auth => "17-submission.txt",
+    rfc8314_submissions_implicit_tls => "18-submissions.txt",
+    rfc4954_auth_exchanges_and_failures => "19-auth.txt",
+    rfc6409_sender_rules => "20-sender-rules.txt",
+    rfc6409_header_completion_and_privacy => "21-headers.txt",
 }
 
 fn plain_target<'a>(server: &TestServer, cert: &'a std::path::Path) -> Target<'a> {

@@ -50,6 +50,16 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     ("facteur-imap-session", &["facteur-model"]),
     (
+        "facteur-admin",
+        &[
+            "facteur-net",
+            "facteur-directory",
+            "facteur-store",
+            "facteur-config",
+            "facteur-model",
+        ],
+    ),
+    (
         "facteur-imap-server",
         &[
             "facteur-imap-session",

@@ -39,6 +39,9 @@ pop3 = []
 pop3s = []
 imap = []
 imaps = []
+submission = []
+submissions = []
+http = []
 CONF
 f() { "$bin" --config "$work/facteur.toml" "$@"; }
 f domain add example.test >/dev/null

@@ -27,6 +27,9 @@ pop3 = ["127.0.0.1:$pop3"]
 pop3s = ["127.0.0.1:$pop3s"]
 imap = []
 imaps = []
+submission = []
+submissions = []
+http = []
 [pop3]
 auth_failure_delay_ms = 10
 CONF

@@ -29,6 +29,9 @@ pop3 = []
 pop3s = []
 imap = ["127.0.0.1:$imap"]
 imaps = ["127.0.0.1:$imaps"]
+submission = []
+submissions = []
+http = []
 [imap]
 auth_failure_delay_ms = 10
 CONF

@@ -37,6 +37,9 @@ pub struct Ports {
     pub lmtp: Option<u16>,
     pub pop3: Option<u16>,
     pub imap: Option<u16>,
+    pub submission: Option<u16>,
+    pub submissions: Option<u16>,
+    pub http: Option<u16>,
 }
 
 impl Ports {
@@ -47,6 +50,9 @@ impl Ports {
             lmtp: Some(free_port()),
             pop3: None,
             imap: None,
+            submission: None,
+            submissions: None,
+            http: None,
         }
     }
 
@@ -56,6 +62,9 @@ impl Ports {
             &mut self.lmtp,
             &mut self.pop3,
             &mut self.imap,
+            &mut self.submission,
+            &mut self.submissions,
+            &mut self.http,
         ] {
             if p.is_some() {
                 *p = Some(free_port());
@@ -137,13 +146,17 @@ impl Site {
         };
         let text = format!(
             "hostname = \"mx.example.test\"\ndata_dir = \"{}\"\n{grace}{}\n\
-             [listen]\nsmtp = {}\nlmtp = {}\npop3 = {}\npop3s = []\nimap = {}\nimaps = []\n{}\n",
+             [listen]\nsmtp = {}\nlmtp = {}\npop3 = {}\npop3s = []\nimap = {}\nimaps = []\n\
+             submission = {}\nsubmissions = {}\nhttp = {}\n{}\n",
             self.data_dir().display(),
             self.top,
             role(self.ports.smtp),
             role(self.ports.lmtp),
             role(self.ports.pop3),
             role(self.ports.imap),
+            role(self.ports.submission),
+            role(self.ports.submissions),
+            role(self.ports.http),
             self.sections,
         );
         std::fs::write(&self.config, text).unwrap();
