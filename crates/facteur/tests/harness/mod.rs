@@ -133,6 +133,10 @@ impl Site {
         self.ports.imap.expect("IMAP enabled")
     }
 
+    pub fn submission(&self) -> u16 {
+        self.ports.submission.expect("submission enabled")
+    }
+
     fn write_config(&self) {
         let role = |p: Option<u16>| match p {
             Some(p) => format!("[\"127.0.0.1:{p}\"]"),
@@ -233,10 +237,14 @@ impl Site {
                 .ports
                 .smtp
                 .or(self.ports.lmtp)
+                .or(self.ports.submission)
                 .or(self.ports.pop3)
                 .or(self.ports.imap)
                 .expect("a role to wait for");
-            let prefix = if self.ports.smtp.is_some() || self.ports.lmtp.is_some() {
+            let prefix = if self.ports.smtp.is_some()
+                || self.ports.lmtp.is_some()
+                || self.ports.submission.is_some()
+            {
                 "220"
             } else if self.ports.pop3.is_some() {
                 "+OK"
