@@ -16,6 +16,7 @@ mod directory;
 mod imap;
 mod mailbox;
 mod schema;
+mod secrets;
 mod writer;
 
 pub use app_password::AppPassword;
@@ -27,6 +28,7 @@ pub use imap::{
     apply_flags,
 };
 pub use mailbox::{MailboxInfo, MessageInfo};
+pub use secrets::{AccountSecrets, AppPasswordSecrets, CredentialSecrets, ScramKeys, ScramSalt};
 pub use writer::{DeliverError, Delivered, NewMessage, Target};
 
 use facteur_model::{AccountId, MailboxId, ModSeq, Uid};
