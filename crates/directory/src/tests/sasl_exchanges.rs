@@ -97,6 +97,16 @@ fn scram_with_a_wrong_proof_or_an_unknown_user_fails_at_the_end() {
         failure(scram_login(&f.dir, "nobody@example.com", "pw")),
         (Some("nobody@example.com".into()), "invalid-proof")
     );
+    // A fixed server nonce (tests): server-first is then fully predictable.
+    let mut x = f
+        .dir
+        .sasl_start("SCRAM-SHA-256", "mx")
+        .unwrap()
+        .with_scram_nonce("SERVERNONCE");
+    let first = challenge(x.start(&f.dir, Some(b"n,,n=alice@example.com,r=abc")));
+    let first = String::from_utf8(first).unwrap();
+    assert!(first.starts_with("r=abcSERVERNONCE,s="), "{first}");
+    assert!(first.ends_with(",i=4096"), "{first}");
     // RFC 5802 §6: channel binding asked for, not supported.
     let mut x = f.dir.sasl_start("SCRAM-SHA-256", "mx").unwrap();
     assert_eq!(
