@@ -3,10 +3,15 @@
 //! quits without deleting. Prints one line: messages, bytes, seconds, messages per second.
 //!
 //! Bounded: every read has a timeout; the run stops with an error after 10 minutes.
+//!
+//! `facteur-loadgen submission|submissions ...`: authenticated message submission over TLS;
+//! see `submission.rs`.
 
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
+
+mod submission;
 
 const WINDOW: usize = 16;
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -16,8 +21,12 @@ type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>
 #[tokio::main]
 async fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
+    if matches!(args.get(1).map(String::as_str), Some("submission" | "submissions")) {
+        return submission::main(&args[1..]).await;
+    }
     let [_, proto, addr, password, clients, users @ ..] = args.as_slice() else {
         eprintln!("usage: facteur-loadgen pop3 ADDR PASSWORD CLIENTS USER...");
+        eprintln!("       facteur-loadgen submission|submissions ... (see --help of those)");
         std::process::exit(2);
     };
     if proto != "pop3" || users.is_empty() {

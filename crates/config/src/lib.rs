@@ -50,6 +50,8 @@ pub struct Config {
     pub submission: Submission,
     pub autoconfig: Autoconfig,
     pub directory: DirectoryOptions,
+    /// OAuth 2.0 bearer tokens for XOAUTH2 and OAUTHBEARER (RFC 7628). Absent: not offered.
+    pub oauth: Option<OAuth>,
     pub store: StoreOptions,
 }
 
@@ -201,6 +203,44 @@ pub struct DirectoryOptions {
     /// Seconds a successful login is remembered, so polling clients skip the Argon2id cost
     /// (only the HMAC of the password under a per-process key is kept); 0 disables.
     pub auth_cache_secs: u64,
+    /// Offer SASL CRAM-MD5 (RFC 2195). It needs password-equivalent secrets on disk, so it is
+    /// off by default (docs/decisions/0013).
+    pub cram_md5: bool,
+}
+
+/// `[oauth]`: JWT access tokens (RFC 7519) of one issuer, verified with its JWKS (RFC 7517).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuth {
+    /// The required `iss` claim.
+    pub issuer: String,
+    /// Required in the `aud` claim (a string or an array in the token).
+    pub audience: String,
+    /// JWKS file with the issuer's public keys, read at start.
+    pub jwks_file: Option<PathBuf>,
+    /// Where the issuer publishes its JWKS (fetched by the server, not here).
+    pub jwks_url: Option<String>,
+    /// The claim holding the account's address.
+    #[serde(default = "default_username_claim")]
+    pub username_claim: String,
+    /// Clock skew allowed on `exp` and `nbf`, in seconds.
+    #[serde(default = "default_leeway_secs")]
+    pub leeway_secs: u64,
+    /// The scope named in the error challenge of a refused token (RFC 7628 §3.2.2).
+    #[serde(default = "default_scope")]
+    pub scope: String,
+}
+
+fn default_username_claim() -> String {
+    "email".into()
+}
+
+fn default_leeway_secs() -> u64 {
+    60
+}
+
+fn default_scope() -> String {
+    "openid email".into()
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -261,6 +301,7 @@ impl Default for Config {
             submission: Submission::default(),
             autoconfig: Autoconfig::default(),
             directory: DirectoryOptions::default(),
+            oauth: None,
             store: StoreOptions::default(),
         }
     }
@@ -344,6 +385,7 @@ impl Default for DirectoryOptions {
             subaddress_separator: "+".into(),
             default_quota: 0,
             auth_cache_secs: 300,
+            cram_md5: false,
         }
     }
 }
@@ -397,6 +439,20 @@ impl Config {
         }
         if self.pop3.max_line_length < 255 {
             return Err("key `pop3.max_line_length`: RFC 2449 §4 allows 255-octet commands".into());
+        }
+        if let Some(oauth) = &self.oauth {
+            if oauth.issuer.is_empty() {
+                return Err("key `oauth.issuer`: must not be empty".into());
+            }
+            if oauth.audience.is_empty() {
+                return Err("key `oauth.audience`: must not be empty".into());
+            }
+            if oauth.jwks_file.is_none() && oauth.jwks_url.is_none() {
+                return Err(
+                    "section `oauth`: set `jwks_file` or `jwks_url`, where the issuer's keys are"
+                        .into(),
+                );
+            }
         }
         if self.store.group_commit_max < 1 {
             return Err("key `store.group_commit_max`: must be at least 1".into());
@@ -512,6 +568,15 @@ mod tests {
                 login_delay_secs: Some(1),
                 ..Pop3::default()
             },
+            oauth: Some(OAuth {
+                issuer: "i".into(),
+                audience: "a".into(),
+                jwks_file: Some("f".into()),
+                jwks_url: Some("u".into()),
+                username_claim: default_username_claim(),
+                leeway_secs: 60,
+                scope: default_scope(),
+            }),
             ..Config::default()
         };
         let value: toml::Value = toml::from_str(&config.to_toml()).unwrap();
@@ -524,6 +589,27 @@ mod tests {
             missing.extend(keys.into_iter().filter(|k| !doc.contains(k.as_str())));
         }
         assert!(missing.is_empty(), "docs/config.md lacks {missing:?}");
+    }
+
+    #[test]
+    fn oauth_section_needs_issuer_audience_and_keys() {
+        assert!(Config::parse("").unwrap().oauth.is_none());
+        let c = Config::parse(
+            "hostname = \"mx.example.com\"\n[oauth]\nissuer = \"https://id.example.com\"\naudience = \"mail\"\njwks_file = \"/etc/facteur/jwks.json\"\n",
+        )
+        .unwrap();
+        let oauth = c.oauth.unwrap();
+        assert_eq!(oauth.username_claim, "email");
+        assert_eq!(oauth.leeway_secs, 60);
+        assert!(!c.directory.cram_md5);
+        let err =
+            Config::parse("hostname = \"mx.example.com\"\n[oauth]\nissuer = \"i\"\n").unwrap_err();
+        assert!(err.contains("audience"), "{err}");
+        let err = Config::parse(
+            "hostname = \"mx.example.com\"\n[oauth]\nissuer = \"i\"\naudience = \"a\"\n",
+        )
+        .unwrap_err();
+        assert!(err.contains("jwks_file"), "{err}");
     }
 
     #[test]

@@ -13,11 +13,16 @@
 
 mod app_password;
 mod cache;
+pub mod md5;
+pub mod oauth;
 mod password;
 pub mod sasl;
+mod secrets;
 mod sender;
 
+pub use oauth::OAuthOptions;
 pub use password::{generate_password, hash_password, verify_password};
+pub use sasl::{SaslExchange, SaslOutcome};
 
 use facteur_model::{AccountId, Address, Domain};
 use facteur_store::{AccountRecord, AliasRecord, Store, StoreError};
@@ -67,8 +72,45 @@ pub enum Resolution {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Login {
     pub mailbox: Mailbox,
-    /// The application password used, by name; None for the account's own password.
+    /// The application password used, by name; None for the account's own password (or an
+    /// OAuth token).
     pub app_password: Option<String>,
+    /// The SASL mechanism; None for a plain user/password command (IMAP LOGIN, POP3 PASS).
+    pub mechanism: Option<&'static str>,
+}
+
+impl Login {
+    /// The credential used, for the login log line: `password`, `app-password:NAME` or
+    /// `oauth`, with the mechanism when there was one (`password/SCRAM-SHA-256`).
+    pub fn via(&self) -> String {
+        let credential = match (&self.app_password, self.mechanism) {
+            (Some(name), _) => format!("app-password:{name}"),
+            (None, Some("XOAUTH2" | "OAUTHBEARER")) => "oauth".to_string(),
+            (None, _) => "password".to_string(),
+        };
+        match self.mechanism {
+            Some(m) => format!("{credential}/{m}"),
+            None => credential,
+        }
+    }
+}
+
+/// SASL settings (`cram_md5` of `[directory]`, `[oauth]`); see decision 0013.
+#[derive(Debug, Clone, Default)]
+pub struct SaslOptions {
+    /// Offer CRAM-MD5 and keep its password-equivalent secrets. Off by default.
+    pub cram_md5: bool,
+    /// Offer XOAUTH2 and OAUTHBEARER, verifying tokens of this issuer.
+    pub oauth: Option<OAuthOptions>,
+}
+
+/// SASL state shared by the clones of a [`Directory`].
+struct SaslState {
+    options: SaslOptions,
+    /// The issuer's verification keys (RFC 7517), replaced as a whole by `set_jwks`.
+    jwks: std::sync::RwLock<Vec<oauth::Jwk>>,
+    /// Key of the made-up SCRAM salts of unknown users (random per process).
+    fake_salt_key: [u8; 32],
 }
 
 /// Alias chains longer than this are treated as loops (Postfix `virtual_alias_recursion_limit`).
@@ -79,16 +121,63 @@ pub struct Directory {
     store: Store,
     options: Options,
     auth_cache: std::sync::Arc<cache::AuthCache>,
+    sasl: std::sync::Arc<SaslState>,
 }
 
 impl Directory {
+    /// A directory with the default SASL settings (no CRAM-MD5, no OAuth).
     pub fn new(store: Store, options: Options) -> Directory {
         let auth_cache = std::sync::Arc::new(cache::AuthCache::new(options.auth_cache_ttl));
         Directory {
             store,
             options,
             auth_cache,
+            sasl: std::sync::Arc::new(SaslState::new(SaslOptions::default())),
         }
+    }
+
+    /// The same directory with these SASL settings and no OAuth keys yet. Call it before
+    /// cloning: clones made earlier keep the old settings.
+    pub fn with_sasl(mut self, options: SaslOptions) -> Directory {
+        self.sasl = std::sync::Arc::new(SaslState::new(options));
+        self
+    }
+
+    /// The SASL mechanisms to advertise, strongest first: SCRAM-SHA-256, PLAIN, LOGIN, then
+    /// CRAM-MD5 when enabled, OAUTHBEARER and XOAUTH2 when an issuer is configured. None of
+    /// them has channel binding: drivers offer them only when the connection is secure (TLS,
+    /// or plaintext allowed by the admin).
+    pub fn sasl_mechanisms(&self) -> Vec<&'static str> {
+        sasl::exchange_mechanisms(&self.sasl.options)
+            .map(|m| m.name())
+            .collect()
+    }
+
+    /// A new exchange for `mechanism` (any case); None when it is unknown or disabled.
+    /// `hostname` is the server's name (the CRAM-MD5 challenge carries it).
+    pub fn sasl_start(&self, mechanism: &str, hostname: &str) -> Option<SaslExchange> {
+        sasl::exchange_mechanisms(&self.sasl.options)
+            .find(|m| m.name().eq_ignore_ascii_case(mechanism))
+            .map(|m| SaslExchange::new(m, hostname))
+    }
+
+    /// Replaces the OAuth issuer's verification keys with those of a JWK Set (RFC 7517 §5)
+    /// and returns how many are usable (RS256, ES256, EdDSA/Ed25519). Called by the server
+    /// with the JWKS file at start and with what it fetched from the JWKS URL later. On error
+    /// the keys in place stay.
+    pub fn set_jwks(&self, json: &str) -> Result<usize> {
+        let keys = oauth::parse_jwks(json).map_err(DirectoryError::Invalid)?;
+        let n = keys.len();
+        *self.sasl.jwks.write().expect("jwks lock") = keys;
+        Ok(n)
+    }
+
+    pub(crate) fn oauth_options(&self) -> Option<&OAuthOptions> {
+        self.sasl.options.oauth.as_ref()
+    }
+
+    pub(crate) fn cram_md5_enabled(&self) -> bool {
+        self.sasl.options.cram_md5
     }
 
     pub fn store(&self) -> &Store {
@@ -200,53 +289,33 @@ impl Directory {
         Ok(true)
     }
 
-    /// Checks a login with the account's password or one of its application passwords.
-    /// `username` is the account's address. Unknown users cost the same hashing as known ones,
-    /// so timing reveals nothing. CPU-heavy (Argon2id): call it off the async runtime's worker
-    /// threads.
+    /// Checks a login with the account's password or one of its application passwords
+    /// (IMAP LOGIN, POP3 USER/PASS). `username` is the account's address. Unknown users cost
+    /// the same hashing as known ones, so timing reveals nothing. CPU-heavy (Argon2id): call
+    /// it off the async runtime's worker threads. A success also computes the SASL secrets
+    /// the account lacks (decision 0013).
     pub fn authenticate(&self, username: &str, password: &str) -> Result<Option<Login>> {
-        let account = match Address::parse(username) {
-            Some(a) => self.store.account(&a.domain, &a.folded_local())?,
-            None => None,
-        };
-        let Some(a) = account else {
-            let _ = verify_password(dummy_hash(), password);
-            return Ok(None);
-        };
-        let mailbox = Mailbox {
-            account: a.id,
-            address: a.address.clone(),
-        };
-        // Generated application passwords are checked by digest first: no Argon2id needed.
-        if let Some(name) = self
-            .store
-            .app_password_named(a.id, &app_password::digest(password))?
-        {
-            self.store.touch_app_password(a.id, &name)?;
-            return Ok(Some(Login {
-                mailbox,
-                app_password: Some(name),
-            }));
-        }
-        if self.auth_cache.hit(a.id, &a.password, password)
-            || verify_password(&a.password, password)
-        {
-            self.auth_cache.remember(a.id, &a.password, password);
-            return Ok(Some(Login {
-                mailbox,
-                app_password: None,
-            }));
-        }
-        Ok(None)
+        self.password_login(username, password, None)
     }
 
     /// Creates an application password named `name` and returns it; it is shown only once.
     pub fn add_app_password(&self, address: &str, name: &str) -> Result<String> {
         let address = parse_address(address)?;
         app_password::check_name(name)?;
+        let account = self
+            .store
+            .account(&address.domain, &address.folded_local())?
+            .ok_or_else(|| DirectoryError::Invalid(format!("no account {address}")))?;
         let secret = app_password::generate();
-        self.store
-            .add_app_password(&address, name, &app_password::digest(&secret))?;
+        let salt = self.account_salt(account.id)?;
+        let secrets = self.compute_secrets(&secret, &salt);
+        self.store.add_app_password(
+            &address,
+            name,
+            &app_password::digest(&secret),
+            &salt,
+            &secrets,
+        )?;
         Ok(secret)
     }
 
@@ -305,18 +374,31 @@ impl Directory {
         check_password(password)?;
         let hash = hash_password(password)?;
         let quota = quota.unwrap_or(self.options.default_quota);
-        Ok(self.store.add_account(&address, &hash, quota)?)
+        let salt = secrets::new_salt();
+        let secrets = self.compute_secrets(password, &salt);
+        Ok(self
+            .store
+            .add_account_with_secrets(&address, &hash, quota, Some(&salt), &secrets)?)
     }
 
     pub fn remove_account(&self, address: &str) -> Result<()> {
         Ok(self.store.remove_account(&parse_address(address)?)?)
     }
 
+    /// Replaces the password and its SASL secrets (the account keeps its SCRAM salt, which
+    /// its application passwords' keys depend on).
     pub fn set_password(&self, address: &str, password: &str) -> Result<()> {
         check_password(password)?;
+        let address = parse_address(address)?;
+        let account = self
+            .store
+            .account(&address.domain, &address.folded_local())?
+            .ok_or_else(|| DirectoryError::Invalid(format!("no account {address}")))?;
+        let salt = self.account_salt(account.id)?;
+        let secrets = self.compute_secrets(password, &salt);
         Ok(self
             .store
-            .set_password(&parse_address(address)?, &hash_password(password)?)?)
+            .set_password(&address, &hash_password(password)?, &salt, &secrets)?)
     }
 
     pub fn set_quota(&self, address: &str, quota: u64) -> Result<()> {

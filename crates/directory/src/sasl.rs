@@ -2,8 +2,16 @@
 //! PLAIN (RFC 4616) and LOGIN (draft-murchison-sasl-login, what Outlook and many phones send).
 //! Both carry the password itself, so protocols offer them only over TLS.
 //!
-//! An [`Exchange`] turns client responses (already base64-decoded) into the next challenge or
-//! the credentials to verify; it never touches the directory.
+//! Also SCRAM-SHA-256 (RFC 5802, RFC 7677), CRAM-MD5 (RFC 2195, off by default), XOAUTH2 and
+//! OAUTHBEARER (RFC 7628). Drivers use [`crate::Directory::sasl_start`] and the
+//! [`SaslExchange`] it returns; this module holds the codecs (base64, PLAIN, ...).
+
+pub mod bearer;
+pub mod cram;
+mod exchange;
+pub mod scram;
+
+pub use exchange::{SaslExchange, SaslOutcome};
 
 /// Credentials decoded from a SASL exchange.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,102 +33,16 @@ pub enum SaslError {
     ProxyDenied,
 }
 
-/// The mechanisms facteur offers, in the order servers list them.
-pub const MECHANISMS: [&str; 2] = ["PLAIN", "LOGIN"];
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mechanism {
-    Plain,
-    Login,
-}
-
-impl Mechanism {
-    pub fn parse(name: &str) -> Option<Mechanism> {
-        match name.to_ascii_uppercase().as_str() {
-            "PLAIN" => Some(Mechanism::Plain),
-            "LOGIN" => Some(Mechanism::Login),
-            _ => None,
-        }
-    }
-}
-
-/// What the server does next.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Step {
-    /// Send this challenge (raw; the protocol base64-encodes it).
-    Challenge(Vec<u8>),
-    /// The exchange is complete: verify these credentials.
-    Verify(Credentials),
-    Fail(SaslError),
-}
-
-#[derive(Debug)]
-enum ExchangeState {
-    Start,
-    LoginUser,
-    LoginPassword(String),
-    Done,
-}
-
-/// One server-side SASL exchange.
-#[derive(Debug)]
-pub struct Exchange {
-    mechanism: Mechanism,
-    state: ExchangeState,
-}
-
-impl Exchange {
-    pub fn new(mechanism: Mechanism) -> Exchange {
-        Exchange {
-            mechanism,
-            state: ExchangeState::Start,
-        }
-    }
-
-    /// The first step: the initial response if the client sent one (RFC 4422 §3.3), else the
-    /// first challenge.
-    pub fn start(&mut self, initial: Option<&[u8]>) -> Step {
-        match (self.mechanism, initial) {
-            (_, Some(response)) => self.step(response),
-            (Mechanism::Plain, None) => Step::Challenge(Vec::new()),
-            (Mechanism::Login, None) => {
-                self.state = ExchangeState::LoginUser;
-                Step::Challenge(b"Username:".to_vec())
-            }
-        }
-    }
-
-    /// A client response (decoded).
-    pub fn step(&mut self, response: &[u8]) -> Step {
-        let state = std::mem::replace(&mut self.state, ExchangeState::Done);
-        match (self.mechanism, state) {
-            (Mechanism::Plain, ExchangeState::Start) => match decode_plain(response) {
-                Ok(c) => Step::Verify(c),
-                Err(e) => Step::Fail(e),
-            },
-            // LOGIN with an initial response: it is the user name.
-            (Mechanism::Login, ExchangeState::Start | ExchangeState::LoginUser) => {
-                match String::from_utf8(response.to_vec()) {
-                    Ok(user) if !user.is_empty() => {
-                        self.state = ExchangeState::LoginPassword(user);
-                        Step::Challenge(b"Password:".to_vec())
-                    }
-                    _ => Step::Fail(SaslError::Malformed),
-                }
-            }
-            (Mechanism::Login, ExchangeState::LoginPassword(user)) => {
-                match String::from_utf8(response.to_vec()) {
-                    Ok(password) if !password.is_empty() => Step::Verify(Credentials {
-                        authzid: String::new(),
-                        authcid: user,
-                        password,
-                    }),
-                    _ => Step::Fail(SaslError::Malformed),
-                }
-            }
-            _ => Step::Fail(SaslError::Malformed),
-        }
-    }
+/// The mechanisms these settings enable, in the order servers list them.
+pub(crate) fn exchange_mechanisms(
+    options: &crate::SaslOptions,
+) -> impl Iterator<Item = exchange::Mechanism> + '_ {
+    use exchange::Mechanism;
+    Mechanism::ALL.into_iter().filter(|m| match m {
+        Mechanism::CramMd5 => options.cram_md5,
+        Mechanism::OAuthBearer | Mechanism::XOAuth2 => options.oauth.is_some(),
+        _ => true,
+    })
 }
 
 /// Decodes a PLAIN response `base64(authzid NUL authcid NUL passwd)` (RFC 4616 §2).
@@ -203,6 +125,39 @@ pub fn decode_base64(s: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// base64url without padding (RFC 4648 §5, as JOSE uses it, RFC 7515 §2); None on any
+/// invalid input, padding included.
+pub fn decode_base64url(s: &str) -> Option<Vec<u8>> {
+    if s.contains(['+', '/', '=']) || s.len() % 4 == 1 {
+        return None;
+    }
+    let mut standard: String = s
+        .chars()
+        .map(|c| match c {
+            '-' => '+',
+            '_' => '/',
+            c => c,
+        })
+        .collect();
+    while !standard.len().is_multiple_of(4) {
+        standard.push('=');
+    }
+    decode_base64(&standard)
+}
+
+/// base64url without padding (RFC 7515 §2).
+pub fn encode_base64url(data: &[u8]) -> String {
+    encode_base64(data)
+        .trim_end_matches('=')
+        .chars()
+        .map(|c| match c {
+            '+' => '-',
+            '/' => '_',
+            c => c,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,34 +180,6 @@ mod tests {
     }
 
     #[test]
-    fn login_exchange_with_and_without_initial_response() {
-        let mut x = Exchange::new(Mechanism::Login);
-        assert_eq!(x.start(None), Step::Challenge(b"Username:".to_vec()));
-        assert_eq!(x.step(b"alice"), Step::Challenge(b"Password:".to_vec()));
-        let Step::Verify(c) = x.step(b"s3cret pass") else {
-            panic!()
-        };
-        assert_eq!(
-            (c.authcid.as_str(), c.password.as_str()),
-            ("alice", "s3cret pass")
-        );
-        let mut x = Exchange::new(Mechanism::Login);
-        assert_eq!(
-            x.start(Some(b"bob")),
-            Step::Challenge(b"Password:".to_vec())
-        );
-        assert_eq!(x.step(b""), Step::Fail(SaslError::Malformed));
-        let mut x = Exchange::new(Mechanism::Plain);
-        assert_eq!(x.start(None), Step::Challenge(vec![]));
-        assert!(matches!(
-            x.step(b"\0tim\0tanstaaftanstaaf"),
-            Step::Verify(_)
-        ));
-        assert_eq!(Mechanism::parse("login"), Some(Mechanism::Login));
-        assert_eq!(Mechanism::parse("CRAM-MD5"), None);
-    }
-
-    #[test]
     fn base64_round_trips() {
         for data in [
             &b""[..],
@@ -268,6 +195,19 @@ mod tests {
             assert_eq!(decode_base64(&e).unwrap(), data, "{e}");
         }
         assert_eq!(encode_base64(b"Password:"), "UGFzc3dvcmQ6");
+    }
+
+    #[test]
+    fn base64url_round_trips_without_padding() {
+        for data in [&b""[..], b"f", b"fo", b"foo", b"\xfb\xff\xfe"] {
+            let e = encode_base64url(data);
+            assert!(!e.contains(['=', '+', '/']), "{e}");
+            assert_eq!(decode_base64url(&e).unwrap(), data, "{e}");
+        }
+        assert_eq!(encode_base64url(b"\xfb\xff"), "-_8");
+        assert!(decode_base64url("Zg==").is_none());
+        assert!(decode_base64url("+/8").is_none());
+        assert!(decode_base64url("Z").is_none());
     }
 
     #[test]

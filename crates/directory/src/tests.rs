@@ -13,6 +13,10 @@ impl Drop for Fixture {
 }
 
 fn fixture(name: &str) -> Fixture {
+    fixture_with(name, SaslOptions::default())
+}
+
+fn fixture_with(name: &str, sasl: SaslOptions) -> Fixture {
     let path = std::env::temp_dir().join(format!("facteur-dir-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&path);
     let store = Store::open(StoreOptions {
@@ -28,7 +32,8 @@ fn fixture(name: &str) -> Fixture {
             default_quota: 0,
             auth_cache_ttl: std::time::Duration::from_secs(60),
         },
-    );
+    )
+    .with_sasl(sasl);
     dir.add_domain("example.com").unwrap();
     dir.add_domain("example.org").unwrap();
     dir.add_account("alice@example.com", "pw", None).unwrap();
@@ -245,3 +250,5 @@ fn application_passwords_log_in_and_can_be_revoked() {
             .is_err()
     );
 }
+
+mod sasl_exchanges;

@@ -7,7 +7,7 @@
 use crate::privileges;
 use anyhow::Context as _;
 use facteur_config::{BindFailure, Config};
-use facteur_directory::{Directory, Options as DirectoryOptions};
+use facteur_directory::{Directory, OAuthOptions, Options as DirectoryOptions, SaslOptions};
 use facteur_net::{Shutdown, TlsSettings, load_tls};
 use facteur_smtp_server::Context;
 use facteur_store::{Options as StoreOptions, Store};
@@ -83,7 +83,29 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
             default_quota: config.directory.default_quota,
             auth_cache_ttl: std::time::Duration::from_secs(config.directory.auth_cache_secs),
         },
-    );
+    )
+    .with_sasl(SaslOptions {
+        cram_md5: config.directory.cram_md5,
+        oauth: config.oauth.as_ref().map(|o| OAuthOptions {
+            issuer: o.issuer.clone(),
+            audience: o.audience.clone(),
+            username_claim: o.username_claim.clone(),
+            leeway_secs: o.leeway_secs,
+            scope: o.scope.clone(),
+        }),
+    });
+    if let Some(path) = config.oauth.as_ref().and_then(|o| o.jwks_file.as_ref()) {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("key `oauth.jwks_file`: cannot read {}", path.display()))?;
+        let keys = directory
+            .set_jwks(&text)
+            .with_context(|| format!("key `oauth.jwks_file`: {}", path.display()))?;
+        if keys == 0 {
+            tracing::warn!(path = %path.display(), "oauth.jwks_file holds no usable key: XOAUTH2 and OAUTHBEARER will refuse every token");
+        } else {
+            tracing::info!(path = %path.display(), keys, "OAuth issuer keys loaded");
+        }
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -2,7 +2,7 @@
 
 use crate::selected::View;
 use crate::{Context, Role, UserIpGuard};
-use facteur_directory::{Mailbox, sasl};
+use facteur_directory::{Login, Mailbox, SaslOutcome, sasl};
 use facteur_imap_session::parse::CommandBody;
 use facteur_imap_session::{Frame, Framer, encode, parse_command};
 use facteur_net::Input;
@@ -157,13 +157,18 @@ impl Session {
             if !self.tls && self.ctx.tls.is_some() {
                 caps.push("STARTTLS");
             }
+            let mut caps = caps.join(" ");
+            // RFC 9051 §6.2.2: the mechanisms, only where passwords may travel (TLS, or
+            // plaintext allowed by the admin); none has channel binding.
             if self.tls || self.ctx.settings.plaintext_auth {
-                caps.push("AUTH=PLAIN");
-                caps.push("AUTH=LOGIN");
+                for m in self.ctx.directory.sasl_mechanisms() {
+                    caps.push_str(" AUTH=");
+                    caps.push_str(m);
+                }
             } else {
-                caps.push("LOGINDISABLED");
+                caps.push_str(" LOGINDISABLED");
             }
-            return caps.join(" ");
+            return caps;
         }
         caps.extend([
             "NAMESPACE",
@@ -486,6 +491,7 @@ impl Session {
         self.rev2 || self.utf8
     }
 
+    /// LOGIN (RFC 9051 §6.2.3).
     async fn login<S: AsyncRead + AsyncWrite + Unpin>(
         &mut self,
         tag: &str,
@@ -503,48 +509,47 @@ impl Session {
             tokio::task::spawn_blocking(move || directory.authenticate(&u, &password)).await
         };
         match verified {
-            Ok(Ok(Some(login))) => {
-                let Some(guard) = self.ctx.admit(login.mailbox.account, self.peer.ip()) else {
-                    tracing::warn!(remote = %self.peer, user = %login.mailbox.address, "too many sessions for this user from this address");
-                    self.tagged(
-                        tag,
-                        "NO",
-                        "[LIMIT] Too many connections for this user from this address",
-                    );
-                    return Ok(Flow::Continue);
-                };
-                let via = login
-                    .app_password
-                    .map_or_else(|| "password".to_string(), |n| format!("app-password:{n}"));
-                tracing::info!(remote = %self.peer, user = %login.mailbox.address, via, "login");
-                self.user = Some(User {
-                    mailbox: login.mailbox,
-                    _guard: guard,
-                });
-                let caps = self.capabilities();
-                self.tagged(tag, "OK", &format!("[CAPABILITY {caps}] Logged in"));
-                Ok(Flow::Continue)
-            }
+            Ok(Ok(Some(login))) => Ok(self.logged_in(tag, login)),
             Ok(Ok(None)) => self.auth_failed(tag, &user, stream).await,
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "directory lookup failed");
-                self.tagged(
-                    tag,
-                    "NO",
-                    "[UNAVAILABLE] Temporary failure, try again later",
-                );
-                Ok(Flow::Continue)
+                Ok(self.unavailable(tag))
             }
             Err(e) => {
                 tracing::error!(error = %e, "authentication task failed");
-                self.tagged(
-                    tag,
-                    "NO",
-                    "[UNAVAILABLE] Temporary failure, try again later",
-                );
-                Ok(Flow::Continue)
+                Ok(self.unavailable(tag))
             }
         }
+    }
+
+    fn unavailable(&mut self, tag: &str) -> Flow {
+        self.tagged(
+            tag,
+            "NO",
+            "[UNAVAILABLE] Temporary failure, try again later",
+        );
+        Flow::Continue
+    }
+
+    /// A verified login becomes the session's user, within the per-user-per-address cap.
+    fn logged_in(&mut self, tag: &str, login: Login) -> Flow {
+        let Some(guard) = self.ctx.admit(login.mailbox.account, self.peer.ip()) else {
+            tracing::warn!(remote = %self.peer, user = %login.mailbox.address, "too many sessions for this user from this address");
+            self.tagged(
+                tag,
+                "NO",
+                "[LIMIT] Too many connections for this user from this address",
+            );
+            return Flow::Continue;
+        };
+        tracing::info!(remote = %self.peer, user = %login.mailbox.address, via = login.via(), "login");
+        self.user = Some(User {
+            mailbox: login.mailbox,
+            _guard: guard,
+        });
+        let caps = self.capabilities();
+        self.tagged(tag, "OK", &format!("[CAPABILITY {caps}] Logged in"));
+        Flow::Continue
     }
 
     async fn auth_failed<S: AsyncRead + AsyncWrite + Unpin>(
@@ -586,7 +591,9 @@ impl Session {
         }
     }
 
-    /// AUTHENTICATE (RFC 9051 §6.2.2) with SASL-IR (RFC 4959): PLAIN and LOGIN.
+    /// AUTHENTICATE (RFC 9051 §6.2.2) with SASL-IR (RFC 4959): every mechanism the directory
+    /// enables (`Directory::sasl_mechanisms`). Steps run off the runtime's workers (they may
+    /// verify an Argon2id hash), one verification slot each.
     async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
         &mut self,
         tag: &str,
@@ -594,51 +601,86 @@ impl Session {
         initial: Option<Vec<u8>>,
         stream: &mut S,
     ) -> std::io::Result<Flow> {
-        let Some(mech) = sasl::Mechanism::parse(mechanism) else {
+        let Some(mut exchange) = self.ctx.directory.sasl_start(mechanism, &self.ctx.hostname)
+        else {
             self.tagged(tag, "NO", "Unsupported authentication mechanism");
             return Ok(Flow::Continue);
         };
-        let mut exchange = sasl::Exchange::new(mech);
+        // RFC 4959 §3: "=" is an empty initial response.
         let decode = |raw: &[u8]| -> Option<Vec<u8>> {
             if raw == b"=" {
                 return Some(Vec::new());
             }
             sasl::decode_base64(std::str::from_utf8(raw).ok()?)
         };
-        let mut step = match initial {
+        let mut response = match initial {
             Some(raw) => match decode(&raw) {
-                Some(bytes) => exchange.start(Some(&bytes)),
+                Some(bytes) => Some(bytes),
                 None => {
                     self.tagged(tag, "BAD", "Invalid base64");
                     return Ok(Flow::Continue);
                 }
             },
-            None => exchange.start(None),
+            None => None,
         };
+        let mut first = true;
         loop {
-            match step {
-                sasl::Step::Challenge(c) => {
+            let ctx = self.ctx.clone();
+            let outcome = {
+                let Ok(_slot) = ctx.verifications.acquire().await else {
+                    return Ok(self.unavailable(tag));
+                };
+                let directory = self.ctx.directory.clone();
+                let response = response.take();
+                let step = tokio::task::spawn_blocking(move || {
+                    let outcome = if first {
+                        exchange.start(&directory, response.as_deref())
+                    } else {
+                        exchange.step(&directory, response.as_deref().unwrap_or_default())
+                    };
+                    (exchange, outcome)
+                })
+                .await;
+                match step {
+                    Ok((back, outcome)) => {
+                        exchange = back;
+                        outcome
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "authentication task failed");
+                        return Ok(self.unavailable(tag));
+                    }
+                }
+            };
+            first = false;
+            match outcome {
+                SaslOutcome::Challenge(c) => {
                     let line = format!("+ {}\r\n", sasl::encode_base64(&c));
                     self.out.extend_from_slice(line.as_bytes());
                     let Some(answer) = self.read_line(stream).await? else {
                         return Ok(Flow::Close);
                     };
+                    // RFC 9051 §6.2.2: "*" cancels the exchange.
                     if answer == b"*" {
                         self.tagged(tag, "BAD", "Authentication cancelled");
                         return Ok(Flow::Continue);
                     }
                     match decode(&answer) {
-                        Some(bytes) => step = exchange.step(&bytes),
+                        Some(bytes) => response = Some(bytes),
                         None => {
                             self.tagged(tag, "BAD", "Invalid base64");
                             return Ok(Flow::Continue);
                         }
                     }
                 }
-                sasl::Step::Verify(c) => {
-                    return self.login(tag, c.authcid, c.password, stream).await;
+                SaslOutcome::Success(login) => return Ok(self.logged_in(tag, login)),
+                SaslOutcome::Failure { user, reason } => {
+                    tracing::debug!(remote = %self.peer, mechanism = exchange.mechanism(), reason, "SASL failure");
+                    return self
+                        .auth_failed(tag, user.as_deref().unwrap_or_default(), stream)
+                        .await;
                 }
-                sasl::Step::Fail(_) => return self.auth_failed(tag, "", stream).await,
+                SaslOutcome::Unavailable => return Ok(self.unavailable(tag)),
             }
         }
     }

@@ -232,3 +232,69 @@ async fn compress_deflate_carries_the_session() {
     send(&mut tcp, b"f LOGOUT\r\n").await;
     assert!(until(&mut tcp, &mut unz, "f OK").await.contains("* BYE"));
 }
+
+/// RFC 9051 §6.2.2 AUTHENTICATE SCRAM-SHA-256 (RFC 5802, RFC 7677): a wrong proof fails after
+/// the delay; the right one gets the server's `v=` as a last challenge, answered empty, then
+/// OK. With SASL-IR (RFC 4959) and without. The server nonce is random, so the client's side
+/// is computed here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scram_sha_256_authenticate() {
+    use facteur_directory::sasl::{decode_base64, encode_base64, scram};
+    let server = start("scram", settings()).await;
+    let cert = server.dir.join("tls/self-signed.crt");
+    let target = target(&server, &cert);
+    let mut c = Client::connect(&target).await;
+    let greeting = c.line("greeting").await;
+    assert!(greeting.contains(" AUTH=SCRAM-SHA-256 "), "{greeting}");
+    let challenge = |line: String| -> String {
+        let b64 = line
+            .strip_prefix("+ ")
+            .unwrap_or_else(|| panic!("not a challenge: {line}"));
+        String::from_utf8(decode_base64(b64).unwrap()).unwrap()
+    };
+
+    // Without an initial response: an empty challenge first; then a wrong password.
+    c.send(b"a1 AUTHENTICATE SCRAM-SHA-256\r\n").await;
+    assert_eq!(c.line("empty challenge").await, "+ ");
+    let mut wrong = scram::Client::new("alice@example.com", "not secret", "nonce1");
+    c.send(format!("{}\r\n", encode_base64(wrong.first().as_bytes())).as_bytes())
+        .await;
+    let server_first = challenge(c.line("server-first").await);
+    assert!(server_first.starts_with("r=nonce1"), "{server_first}");
+    assert!(server_first.ends_with(",i=4096"), "{server_first}");
+    let last = wrong.last(&server_first).unwrap();
+    c.send(format!("{}\r\n", encode_base64(last.as_bytes())).as_bytes())
+        .await;
+    assert_eq!(
+        c.line("failure").await,
+        "a1 NO [AUTHENTICATIONFAILED] Authentication failed"
+    );
+
+    // With SASL-IR and the right password.
+    let mut client = scram::Client::new("alice@example.com", "secret", "nonce2");
+    c.send(
+        format!(
+            "a2 AUTHENTICATE SCRAM-SHA-256 {}\r\n",
+            encode_base64(client.first().as_bytes())
+        )
+        .as_bytes(),
+    )
+    .await;
+    let server_first = challenge(c.line("server-first").await);
+    let last = client.last(&server_first).unwrap();
+    c.send(format!("{}\r\n", encode_base64(last.as_bytes())).as_bytes())
+        .await;
+    let server_final = challenge(c.line("server-final").await);
+    assert!(client.verify(&server_final), "{server_final}");
+    c.send(b"\r\n").await;
+    let done = c.line("completion").await;
+    assert!(done.starts_with("a2 OK [CAPABILITY "), "{done}");
+    c.send(b"a3 SELECT INBOX\r\n").await;
+    loop {
+        let l = c.line("select").await;
+        if l.starts_with("a3 ") {
+            assert!(l.starts_with("a3 OK"), "{l}");
+            break;
+        }
+    }
+}

@@ -1,7 +1,7 @@
 //! One POP3 connection: socket, TLS, timeouts; answers the session from the directory and store.
 
 use crate::{Context, MaildropLock, Role};
-use facteur_directory::{Mailbox, sasl};
+use facteur_directory::{Login, Mailbox, SaslExchange, SaslOutcome, sasl};
 use facteur_model::{MailboxId, Uid};
 use facteur_net::Input;
 use facteur_pop3_session::{Config, Event, LoginResult, Message, Session, UpdateRequest};
@@ -30,7 +30,7 @@ struct Connection {
     out: Vec<u8>,
     open: Option<Open>,
     /// The SASL exchange in progress.
-    sasl: Option<sasl::Exchange>,
+    sasl: Option<SaslExchange>,
     shutdown_seen: bool,
 }
 
@@ -48,7 +48,12 @@ pub async fn handle(stream: TcpStream, peer: SocketAddr, role: Role, ctx: Arc<Co
         plaintext_auth: ctx.settings.plaintext_auth,
         expire_days: ctx.settings.expire_days,
         login_delay_secs: ctx.settings.login_delay_secs,
-        sasl_mechanisms: sasl::MECHANISMS.iter().map(|m| m.to_string()).collect(),
+        sasl_mechanisms: ctx
+            .directory
+            .sasl_mechanisms()
+            .into_iter()
+            .map(str::to_string)
+            .collect(),
         max_line_length: ctx.settings.max_line_length,
         max_auth_failures: 3,
         max_errors: 20,
@@ -195,7 +200,9 @@ impl Connection {
         .await
     }
 
-    /// One step of an AUTH exchange: the next challenge (base64), or the end of the exchange.
+    /// One step of an AUTH exchange (RFC 5034 §4): the next challenge (base64), or the end
+    /// of the exchange. Steps run off the runtime's workers (they may verify an Argon2id
+    /// hash), one verification slot each.
     async fn sasl_step(
         &mut self,
         mechanism: &str,
@@ -203,57 +210,83 @@ impl Connection {
         first: bool,
     ) -> Result<String, LoginResult> {
         if first {
-            self.sasl = sasl::Mechanism::parse(mechanism).map(sasl::Exchange::new);
+            self.sasl = self.ctx.directory.sasl_start(mechanism, &self.ctx.hostname);
         }
+        let Some(mut exchange) = self.sasl.take() else {
+            return Err(LoginResult::BadCredentials);
+        };
         let decoded = match response.map(|r| sasl::decode_base64(&r)) {
             None => None,
             Some(Some(bytes)) => Some(bytes),
-            Some(None) => {
-                self.sasl = None;
-                return Err(LoginResult::BadCredentials);
+            Some(None) => return Err(LoginResult::BadCredentials),
+        };
+        let step = {
+            let Ok(_slot) = self.ctx.verifications.acquire().await else {
+                return Err(LoginResult::Failed);
+            };
+            let directory = self.ctx.directory.clone();
+            tokio::task::spawn_blocking(move || {
+                let outcome = if first {
+                    exchange.start(&directory, decoded.as_deref())
+                } else {
+                    exchange.step(&directory, decoded.as_deref().unwrap_or_default())
+                };
+                (exchange, outcome)
+            })
+            .await
+        };
+        let (exchange, outcome) = match step {
+            Ok(done) => done,
+            Err(e) => {
+                tracing::error!(error = %e, "authentication task failed");
+                return Err(LoginResult::Failed);
             }
         };
-        let Some(exchange) = self.sasl.as_mut() else {
-            return Err(LoginResult::BadCredentials);
-        };
-        let step = if first {
-            exchange.start(decoded.as_deref())
-        } else {
-            exchange.step(decoded.as_deref().unwrap_or_default())
-        };
-        match step {
-            sasl::Step::Challenge(c) => Ok(sasl::encode_base64(&c)),
-            sasl::Step::Verify(c) => {
-                self.sasl = None;
-                self.session.set_user(&c.authcid);
-                Err(self.login(c.authcid, c.password).await)
+        match outcome {
+            SaslOutcome::Challenge(c) => {
+                self.sasl = Some(exchange);
+                Ok(sasl::encode_base64(&c))
             }
-            sasl::Step::Fail(_) => {
-                self.sasl = None;
+            SaslOutcome::Success(login) => {
+                self.session.set_user(&login.mailbox.address);
+                Err(self.open_maildrop(login))
+            }
+            SaslOutcome::Failure { user, reason } => {
+                tracing::debug!(remote = %self.peer, mechanism = exchange.mechanism(), reason, "SASL failure");
+                self.session.set_user(user.as_deref().unwrap_or_default());
                 Err(LoginResult::BadCredentials)
+            }
+            SaslOutcome::Unavailable => Err(LoginResult::Failed),
+        }
+    }
+
+    /// USER/PASS (RFC 1939 §7).
+    async fn login(&mut self, user: String, password: String) -> LoginResult {
+        let directory = self.ctx.directory.clone();
+        let verified = {
+            let Ok(_slot) = self.ctx.verifications.acquire().await else {
+                return LoginResult::Failed;
+            };
+            tokio::task::spawn_blocking(move || directory.authenticate(&user, &password)).await
+        };
+        match verified {
+            Ok(Ok(Some(login))) => self.open_maildrop(login),
+            Ok(Ok(None)) => LoginResult::BadCredentials,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "directory lookup failed");
+                LoginResult::Failed
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "authentication task failed");
+                LoginResult::Failed
             }
         }
     }
 
-    async fn login(&mut self, user: String, password: String) -> LoginResult {
-        let directory = self.ctx.directory.clone();
-        let Ok(_slot) = self.ctx.verifications.acquire().await else {
-            return LoginResult::Failed;
-        };
-        let verified =
-            tokio::task::spawn_blocking(move || directory.authenticate(&user, &password)).await;
-        let (mailbox, app_password) = match verified {
-            Ok(Ok(Some(login))) => (login.mailbox, login.app_password),
-            Ok(Ok(None)) => return LoginResult::BadCredentials,
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "directory lookup failed");
-                return LoginResult::Failed;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "authentication task failed");
-                return LoginResult::Failed;
-            }
-        };
+    /// A verified login: lock and open the maildrop (RFC 1939 §8: exclusive access).
+    fn open_maildrop(&mut self, login: Login) -> LoginResult {
+        let via = login.via();
+        let mailbox = login.mailbox;
         let Some(lock) = self.ctx.lock(mailbox.account) else {
             tracing::info!(remote = %self.peer, user = %mailbox.address, "maildrop in use");
             return LoginResult::InUse;
@@ -263,8 +296,6 @@ impl Connection {
         }
         match self.maildrop(&mailbox) {
             Ok((inbox, messages)) => {
-                let via = app_password
-                    .map_or_else(|| "password".to_string(), |n| format!("app-password:{n}"));
                 tracing::info!(remote = %self.peer, user = %mailbox.address, via, messages = messages.len(), "login");
                 let sizes = messages.iter().map(|m| (m.uid, m.size)).collect();
                 self.open = Some(Open {

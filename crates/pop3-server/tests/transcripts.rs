@@ -341,3 +341,80 @@ async fn application_password_logs_in() {
     let used = directory.list_app_passwords("alice@example.com").unwrap();
     assert!(used[0].last_used.is_some());
 }
+
+/// RFC 5034 AUTH SCRAM-SHA-256 (RFC 5802, RFC 7677) on pop3s: a wrong proof fails with [AUTH];
+/// the right one gets `v=` as a last challenge, answered with an empty line, then the
+/// maildrop. The server nonce is random, so the client's side is computed here.
+#[tokio::test]
+async fn scram_sha_256_auth() {
+    use facteur_directory::sasl::{decode_base64, encode_base64, scram};
+    let settings = facteur_config::Pop3 {
+        auth_failure_delay_ms: 10,
+        ..facteur_config::Pop3::default()
+    };
+    let server = start("scram", settings).await;
+    let cert = server.dir.join("tls/self-signed.crt");
+    let target = Target {
+        addr: server.pop3s,
+        cert: &cert,
+        server_name: "mx.example.com",
+        implicit_tls: true,
+    };
+    let challenge = |line: String| -> String {
+        let b64 = line
+            .strip_prefix("+ ")
+            .unwrap_or_else(|| panic!("not a challenge: {line}"));
+        String::from_utf8(decode_base64(b64).unwrap()).unwrap()
+    };
+    let mut c = Client::connect(&target).await;
+    c.line("greeting").await;
+    c.send(b"CAPA\r\n").await;
+    let mut capa = Vec::new();
+    loop {
+        let l = c.line("CAPA").await;
+        if l == "." {
+            break;
+        }
+        capa.push(l);
+    }
+    assert!(
+        capa.contains(&"SASL SCRAM-SHA-256 PLAIN LOGIN".to_string()),
+        "{capa:?}"
+    );
+
+    // Without an initial response, and a wrong password.
+    c.send(b"AUTH SCRAM-SHA-256\r\n").await;
+    assert_eq!(c.line("empty challenge").await, "+ ");
+    let mut wrong = scram::Client::new("alice@example.com", "not secret", "nonce1");
+    c.send(format!("{}\r\n", encode_base64(wrong.first().as_bytes())).as_bytes())
+        .await;
+    let last = wrong
+        .last(&challenge(c.line("server-first").await))
+        .unwrap();
+    c.send(format!("{}\r\n", encode_base64(last.as_bytes())).as_bytes())
+        .await;
+    assert_eq!(c.line("failure").await, "-ERR [AUTH] Authentication failed");
+
+    // With an initial response and the right password.
+    let mut client = scram::Client::new("alice@example.com", "secret", "nonce2");
+    c.send(
+        format!(
+            "AUTH SCRAM-SHA-256 {}\r\n",
+            encode_base64(client.first().as_bytes())
+        )
+        .as_bytes(),
+    )
+    .await;
+    let last = client
+        .last(&challenge(c.line("server-first").await))
+        .unwrap();
+    c.send(format!("{}\r\n", encode_base64(last.as_bytes())).as_bytes())
+        .await;
+    let server_final = challenge(c.line("server-final").await);
+    assert!(client.verify(&server_final), "{server_final}");
+    c.send(b"\r\n").await;
+    assert_eq!(
+        c.line("login").await,
+        "+OK maildrop has 3 messages (210 octets)"
+    );
+}

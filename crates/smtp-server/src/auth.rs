@@ -1,17 +1,24 @@
-//! AUTH for the submission roles (RFC 4954): the session asks, this runs the SASL exchange
-//! against the directory (off the async workers: a password check is Argon2id).
+//! AUTH for the submission roles (RFC 4954): the session asks, this runs the directory's SASL
+//! exchange (PLAIN, LOGIN, SCRAM-SHA-256, and CRAM-MD5, XOAUTH2, OAUTHBEARER when enabled) off
+//! the async workers, since a step may verify an Argon2id hash. Verifications share a bounded
+//! number of slots, so a flood of AUTH attempts cannot take every blocking thread.
 
-use facteur_directory::sasl::{self, Exchange, Step};
-use facteur_directory::{Directory, Login};
+use facteur_directory::sasl;
+use facteur_directory::{Directory, Login, SaslExchange, SaslOutcome};
+use std::sync::OnceLock;
+use tokio::sync::Semaphore;
 
 /// What the driver does next.
 pub enum Outcome {
     /// Send this challenge (raw; base64-encoded by the caller).
     Challenge(Vec<u8>),
     Success(Login),
-    /// Wrong credentials (535 after the delay); the user name if the client gave one.
-    Failure(Option<String>),
-    /// The response was not valid base64 or not a valid message (501).
+    /// The exchange failed (wrong credentials or a malformed message): 535 after the delay.
+    Failure {
+        user: Option<String>,
+        reason: &'static str,
+    },
+    /// The response was not valid base64 (501).
     Malformed,
     /// The directory could not answer (454 4.7.0).
     Unavailable,
@@ -19,20 +26,36 @@ pub enum Outcome {
 
 /// One exchange in progress.
 pub struct Auth {
-    exchange: Exchange,
+    exchange: Option<SaslExchange>,
+    started: bool,
 }
 
 /// The mechanisms submission offers, in EHLO order.
-pub fn mechanisms(_directory: &Directory) -> Vec<String> {
-    sasl::MECHANISMS.iter().map(|m| m.to_string()).collect()
+pub fn mechanisms(directory: &Directory) -> Vec<String> {
+    directory
+        .sasl_mechanisms()
+        .into_iter()
+        .map(String::from)
+        .collect()
+}
+
+fn slots() -> &'static Semaphore {
+    static SLOTS: OnceLock<Semaphore> = OnceLock::new();
+    SLOTS.get_or_init(|| {
+        Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get() * 2))
+    })
 }
 
 impl Auth {
-    pub fn new(_directory: &Directory, mechanism: &str, _hostname: &str) -> Option<Auth> {
-        let mechanism = sasl::Mechanism::parse(mechanism)?;
+    pub fn new(directory: &Directory, mechanism: &str, hostname: &str) -> Option<Auth> {
         Some(Auth {
-            exchange: Exchange::new(mechanism),
+            exchange: Some(directory.sasl_start(mechanism, hostname)?),
+            started: false,
         })
+    }
+
+    pub fn mechanism(&self) -> &'static str {
+        self.exchange.as_ref().map_or("-", |x| x.mechanism())
     }
 
     /// The first step, with the initial response if the client gave one (still base64; `=`
@@ -40,47 +63,64 @@ impl Auth {
     pub async fn start(&mut self, directory: &Directory, initial: Option<&str>) -> Outcome {
         let decoded = match initial {
             None => None,
-            Some("=") => Some(Vec::new()),
-            Some(b64) => match sasl::decode_base64(b64) {
+            Some(b64) => match decode(b64) {
                 Some(d) => Some(d),
                 None => return Outcome::Malformed,
             },
         };
-        let step = self.exchange.start(decoded.as_deref());
-        finish(directory, step).await
+        self.run(directory, decoded).await
     }
 
+    /// A response to the last challenge (still base64).
     pub async fn step(&mut self, directory: &Directory, response: &str) -> Outcome {
-        let Some(decoded) = sasl::decode_base64(response) else {
-            return Outcome::Malformed;
+        match decode(response) {
+            Some(d) => self.run(directory, Some(d)).await,
+            None => Outcome::Malformed,
+        }
+    }
+
+    async fn run(&mut self, directory: &Directory, response: Option<Vec<u8>>) -> Outcome {
+        let Some(mut exchange) = self.exchange.take() else {
+            return Outcome::Unavailable;
         };
-        let step = self.exchange.step(&decoded);
-        finish(directory, step).await
+        let Ok(_slot) = slots().acquire().await else {
+            return Outcome::Unavailable;
+        };
+        let first = !self.started;
+        self.started = true;
+        let directory = directory.clone();
+        let step = tokio::task::spawn_blocking(move || {
+            let outcome = if first {
+                exchange.start(&directory, response.as_deref())
+            } else {
+                exchange.step(&directory, response.as_deref().unwrap_or_default())
+            };
+            (exchange, outcome)
+        })
+        .await;
+        let (exchange, outcome) = match step {
+            Ok(done) => done,
+            Err(e) => {
+                tracing::error!(error = %e, "authentication task failed");
+                return Outcome::Unavailable;
+            }
+        };
+        self.exchange = Some(exchange);
+        match outcome {
+            SaslOutcome::Challenge(c) => Outcome::Challenge(c),
+            SaslOutcome::Success(login) => Outcome::Success(login),
+            SaslOutcome::Failure { user, reason } => Outcome::Failure { user, reason },
+            SaslOutcome::Unavailable => Outcome::Unavailable,
+        }
     }
 }
 
-async fn finish(directory: &Directory, step: Step) -> Outcome {
-    match step {
-        Step::Challenge(c) => Outcome::Challenge(c),
-        Step::Fail(_) => Outcome::Malformed,
-        Step::Verify(c) => {
-            let directory = directory.clone();
-            let user = c.authcid.clone();
-            let checked = tokio::task::spawn_blocking(move || {
-                directory.authenticate(&c.authcid, &c.password)
-            })
-            .await;
-            match checked {
-                Ok(Ok(Some(login))) => Outcome::Success(login),
-                Ok(Ok(None)) => Outcome::Failure(Some(user)),
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, "directory lookup failed during AUTH");
-                    Outcome::Unavailable
-                }
-                Err(_) => Outcome::Unavailable,
-            }
-        }
+/// RFC 4954 §4: `=` is an empty response; anything else is standard base64.
+fn decode(b64: &str) -> Option<Vec<u8>> {
+    if b64 == "=" {
+        return Some(Vec::new());
     }
+    sasl::decode_base64(b64)
 }
 
 /// Standard base64 for challenges.

@@ -255,13 +255,13 @@ impl Connection<'_> {
             auth::Outcome::Success(login) => {
                 self.auth = None;
                 tracing::info!(role = self.ctx.role.name(), remote = %self.peer,
-                    user = %login.mailbox.address,
-                    app_password = login.app_password.as_deref().unwrap_or("-"), "authenticated");
+                    user = %login.mailbox.address, via = %login.via(), "authenticated");
                 self.session.auth_succeeded(login.mailbox.address.clone());
                 self.login = Some(login);
             }
-            auth::Outcome::Failure(user) => {
-                self.auth = None;
+            auth::Outcome::Failure { user, reason } => {
+                let mechanism = self.auth.take().map_or("-", |a| a.mechanism());
+                tracing::debug!(remote = %self.peer, mechanism, reason, "SASL failure");
                 facteur_net::log_auth_failure(
                     self.ctx.role.name(),
                     self.peer.ip(),

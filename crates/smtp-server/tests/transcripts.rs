@@ -15,7 +15,8 @@
 //! Passwords are `secret`; alice also has the application password printed into
 //! `tests/transcripts` as `app` (see `APP_PASSWORD`). Failed AUTH waits 10 ms.
 
-use facteur_directory::{Directory, Options as DirectoryOptions};
+use facteur_directory::sasl::{encode_base64, encode_base64url};
+use facteur_directory::{Directory, OAuthOptions, Options as DirectoryOptions, SaslOptions};
 use facteur_model::{Address, Uid};
 use facteur_net::{Shutdown, TlsSettings, load_tls};
 use facteur_smtp_server::{Context, Role};
@@ -71,7 +72,22 @@ async fn start_with(name: &str, settings: facteur_config::Smtp) -> TestServer {
             default_quota: 0,
             auth_cache_ttl: std::time::Duration::from_secs(60),
         },
-    );
+    )
+    // Every mechanism on: CRAM-MD5 and the OAuth ones with an Ed25519 issuer key.
+    .with_sasl(SaslOptions {
+        cram_md5: true,
+        oauth: Some(OAuthOptions {
+            issuer: ISSUER.into(),
+            audience: "facteur".into(),
+            username_claim: "email".into(),
+            leeway_secs: 60,
+            scope: "mail".into(),
+        }),
+    });
+    let key = issuer_key();
+    let public = encode_base64url(ring::signature::KeyPair::public_key(&key).as_ref());
+    let jwks = format!(r#"{{"keys":[{{"kty":"OKP","crv":"Ed25519","kid":"k1","x":"{public}"}}]}}"#);
+    assert_eq!(directory.set_jwks(&jwks).unwrap(), 1);
     directory.add_domain("example.com").unwrap();
     directory.add_domain("example.org").unwrap();
     for user in ["alice", "bob"] {
@@ -311,4 +327,265 @@ async fn idle_client_times_out_with_421() {
         "421 4.4.2 mx.example.com Timeout, closing connection"
     );
     assert!(c.read_line().await.is_none());
+}
+
+const ISSUER: &str = "https://issuer.example.com";
+
+/// The test issuer's key, the same in every server of this process.
+fn issuer_key() -> ring::signature::Ed25519KeyPair {
+    static PKCS8: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    let pkcs8 = PKCS8.get_or_init(|| {
+        ring::signature::Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new())
+            .unwrap()
+            .as_ref()
+            .to_vec()
+    });
+    ring::signature::Ed25519KeyPair::from_pkcs8(pkcs8).unwrap()
+}
+
+/// A signed access token (RFC 7519) for `email`, valid for `lifetime` seconds from now.
+fn token(email: &str, lifetime: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let header = encode_base64url(br#"{"alg":"EdDSA","kid":"k1","typ":"JWT"}"#);
+    let claims = encode_base64url(
+        format!(
+            r#"{{"iss":"{ISSUER}","aud":"facteur","email":"{email}","exp":{},"iat":{now}}}"#,
+            now + lifetime
+        )
+        .as_bytes(),
+    );
+    let signed = format!("{header}.{claims}");
+    let signature = encode_base64url(issuer_key().sign(signed.as_bytes()).as_ref());
+    format!("{signed}.{signature}")
+}
+
+/// A submissions session up to after EHLO.
+async fn submission_session(server: &TestServer, cert: &std::path::Path) -> Client {
+    let target = Target {
+        addr: server.submissions,
+        cert,
+        server_name: "mx.example.com",
+        implicit_tls: true,
+    };
+    let mut c = Client::connect(&target).await;
+    assert!(c.line("greeting").await.starts_with("220 "));
+    c.send(b"EHLO client.example\r\n").await;
+    let mut auth = String::new();
+    loop {
+        let line = c.line("ehlo").await;
+        if line.starts_with("250-AUTH ") {
+            auth = line.clone();
+        }
+        if line.starts_with("250 ") {
+            break;
+        }
+    }
+    assert_eq!(
+        auth,
+        "250-AUTH SCRAM-SHA-256 PLAIN LOGIN CRAM-MD5 OAUTHBEARER XOAUTH2"
+    );
+    c
+}
+
+fn challenge(line: String) -> String {
+    let b64 = line
+        .strip_prefix("334 ")
+        .unwrap_or_else(|| panic!("not a challenge: {line}"));
+    let raw = facteur_directory::sasl::decode_base64(b64).unwrap();
+    String::from_utf8(raw).unwrap()
+}
+
+/// SCRAM-SHA-256 (RFC 5802 §5, RFC 7677) over SMTP: the client proves the password, the
+/// server proves it knows the verifier (`v=`), the client answers the last challenge empty.
+#[tokio::test]
+async fn rfc7677_scram_sha_256_over_submission() {
+    use facteur_directory::sasl::scram;
+    let server = start("scram").await;
+    let cert = server.dir.join("tls/self-signed.crt");
+    let mut c = submission_session(&server, &cert).await;
+    let mut wrong = scram::Client::new("alice@example.com", "not secret", "n1");
+    c.send(b"AUTH SCRAM-SHA-256\r\n").await;
+    assert_eq!(c.line("empty challenge").await, "334 ");
+    c.send(format!("{}\r\n", encode_base64(wrong.first().as_bytes())).as_bytes())
+        .await;
+    let last = wrong
+        .last(&challenge(c.line("server-first").await))
+        .unwrap();
+    c.send(format!("{}\r\n", encode_base64(last.as_bytes())).as_bytes())
+        .await;
+    assert_eq!(
+        c.line("failure").await,
+        "535 5.7.8 Authentication credentials invalid"
+    );
+    let mut client = scram::Client::new("alice@example.com", "secret", "n2");
+    c.send(
+        format!(
+            "AUTH SCRAM-SHA-256 {}\r\n",
+            encode_base64(client.first().as_bytes())
+        )
+        .as_bytes(),
+    )
+    .await;
+    let last = client
+        .last(&challenge(c.line("server-first").await))
+        .unwrap();
+    c.send(format!("{}\r\n", encode_base64(last.as_bytes())).as_bytes())
+        .await;
+    let server_final = challenge(c.line("server-final").await);
+    assert!(client.verify(&server_final), "{server_final}");
+    c.send(b"\r\n").await;
+    assert_eq!(
+        c.line("success").await,
+        "235 2.7.0 Authentication successful"
+    );
+    c.send(b"MAIL FROM:<alice@example.com>\r\n").await;
+    assert!(c.line("mail").await.starts_with("250 2.1.0"));
+}
+
+/// CRAM-MD5 (RFC 2195 §2): `user HEX(HMAC-MD5(password, challenge))`.
+#[tokio::test]
+async fn rfc2195_cram_md5_over_submission() {
+    let server = start("cram").await;
+    let cert = server.dir.join("tls/self-signed.crt");
+    let mut c = submission_session(&server, &cert).await;
+    for (password, expected) in [
+        ("wrong", "535 5.7.8 Authentication credentials invalid"),
+        ("secret", "235 2.7.0 Authentication successful"),
+    ] {
+        c.send(b"AUTH CRAM-MD5\r\n").await;
+        let nonce = challenge(c.line("challenge").await);
+        assert!(
+            nonce.starts_with('<') && nonce.ends_with("@mx.example.com>"),
+            "{nonce}"
+        );
+        let mac =
+            facteur_directory::md5::HmacMd5State::new(password.as_bytes()).mac(nonce.as_bytes());
+        let hex: String = mac.iter().map(|b| format!("{b:02x}")).collect();
+        c.send(
+            format!(
+                "{}\r\n",
+                encode_base64(format!("alice@example.com {hex}").as_bytes())
+            )
+            .as_bytes(),
+        )
+        .await;
+        assert_eq!(c.line("verdict").await, expected);
+    }
+}
+
+/// XOAUTH2 and OAUTHBEARER (RFC 7628 §3.2): a valid token logs in; a refused one gets the
+/// JSON error challenge, the client's empty (XOAUTH2) or %x01 (OAUTHBEARER) answer, then 535.
+#[tokio::test]
+async fn rfc7628_oauth_bearer_tokens_over_submission() {
+    let server = start("oauth").await;
+    let cert = server.dir.join("tls/self-signed.crt");
+    let xoauth2 = |user: &str, token: &str| {
+        encode_base64(format!("user={user}\x01auth=Bearer {token}\x01\x01").as_bytes())
+    };
+    let oauthbearer = |user: &str, token: &str| {
+        encode_base64(
+            format!(
+                "n,a={user},\x01host=mx.example.com\x01port=465\x01auth=Bearer {token}\x01\x01"
+            )
+            .as_bytes(),
+        )
+    };
+    // Refused: expired, and a valid token for someone else.
+    let mut c = submission_session(&server, &cert).await;
+    c.send(
+        format!(
+            "AUTH XOAUTH2 {}\r\n",
+            xoauth2("alice@example.com", &token("alice@example.com", -600))
+        )
+        .as_bytes(),
+    )
+    .await;
+    let error = challenge(c.line("error challenge").await);
+    assert!(error.contains("\"status\":\"401\""), "{error}");
+    c.send(b"\r\n").await;
+    assert_eq!(
+        c.line("xoauth2 refused").await,
+        "535 5.7.8 Authentication credentials invalid"
+    );
+    c.send(
+        format!(
+            "AUTH OAUTHBEARER {}\r\n",
+            oauthbearer("alice@example.com", &token("bob@example.com", 600))
+        )
+        .as_bytes(),
+    )
+    .await;
+    let error = challenge(c.line("error challenge").await);
+    assert!(error.contains("invalid_token"), "{error}");
+    c.send(format!("{}\r\n", encode_base64(b"\x01")).as_bytes())
+        .await;
+    assert_eq!(
+        c.line("oauthbearer refused").await,
+        "535 5.7.8 Authentication credentials invalid"
+    );
+    // Accepted.
+    c.send(
+        format!(
+            "AUTH OAUTHBEARER {}\r\n",
+            oauthbearer("alice@example.com", &token("alice@example.com", 600))
+        )
+        .as_bytes(),
+    )
+    .await;
+    assert_eq!(
+        c.line("oauthbearer").await,
+        "235 2.7.0 Authentication successful"
+    );
+    let mut c = submission_session(&server, &cert).await;
+    c.send(
+        format!(
+            "AUTH XOAUTH2 {}\r\n",
+            xoauth2("bob@example.com", &token("bob@example.com", 600))
+        )
+        .as_bytes(),
+    )
+    .await;
+    assert_eq!(
+        c.line("xoauth2").await,
+        "235 2.7.0 Authentication successful"
+    );
+    c.send(b"MAIL FROM:<alice@example.com>\r\n").await;
+    assert!(c.line("not bob's").await.starts_with("553 5.7.1"));
+}
+
+/// An application password logs in over PLAIN like the account's own.
+#[tokio::test]
+async fn application_password_over_submission() {
+    let server = start("app-password").await;
+    let directory = Directory::new(
+        server.store.clone(),
+        DirectoryOptions {
+            subaddress_separator: "+".into(),
+            default_quota: 0,
+            auth_cache_ttl: std::time::Duration::ZERO,
+        },
+    );
+    let secret = directory
+        .add_app_password("alice@example.com", "phone")
+        .unwrap();
+    let cert = server.dir.join("tls/self-signed.crt");
+    let mut c = submission_session(&server, &cert).await;
+    let plain = encode_base64(format!("\0alice@example.com\0{secret}").as_bytes());
+    c.send(format!("AUTH PLAIN {plain}\r\n").as_bytes()).await;
+    assert_eq!(
+        c.line("app password").await,
+        "235 2.7.0 Authentication successful"
+    );
+    directory
+        .remove_app_password("alice@example.com", "phone")
+        .unwrap();
+    let mut c = submission_session(&server, &cert).await;
+    c.send(format!("AUTH PLAIN {plain}\r\n").as_bytes()).await;
+    assert_eq!(
+        c.line("revoked").await,
+        "535 5.7.8 Authentication credentials invalid"
+    );
 }

@@ -4,6 +4,7 @@
 //! Invariant: only a digest is stored (see `directory::app_password` for why a fast digest is
 //! right for generated secrets); a name is unique per account.
 
+use crate::secrets::{CredentialSecrets, ScramSalt};
 use crate::{Result, Store, StoreError, now_unix};
 use facteur_model::{AccountId, Address};
 use rusqlite::{OptionalExtension, params};
@@ -17,16 +18,39 @@ pub struct AppPassword {
 }
 
 impl Store {
-    pub fn add_app_password(&self, address: &Address, name: &str, digest: &str) -> Result<()> {
+    /// Adds an application password with its SASL secrets, computed with `salt` (the
+    /// account's salt, or the one it gets now when it has none).
+    pub fn add_app_password(
+        &self,
+        address: &Address,
+        name: &str,
+        digest: &str,
+        salt: &ScramSalt,
+        secrets: &CredentialSecrets,
+    ) -> Result<()> {
         self.write(|tx| {
             let account = account_of(tx, address)?;
+            crate::secrets::check_salt(tx, account, salt)?;
+            let (stored, server) = crate::secrets::scram_columns(secrets);
             let done = tx.execute(
-                "INSERT INTO app_passwords (account_id, name, digest, created) VALUES (?1, ?2, ?3, ?4)
+                "INSERT INTO app_passwords (account_id, name, digest, created, scram_stored_key,
+                     scram_server_key, cram_md5)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                  ON CONFLICT DO NOTHING",
-                params![account, name, digest, now_unix()],
+                params![
+                    account,
+                    name,
+                    digest,
+                    now_unix(),
+                    stored,
+                    server,
+                    secrets.cram_md5
+                ],
             )?;
             if done == 0 {
-                return Err(StoreError::Conflict(format!("{address} has an application password named {name} already")));
+                return Err(StoreError::Conflict(format!(
+                    "{address} has an application password named {name} already"
+                )));
             }
             Ok(())
         })

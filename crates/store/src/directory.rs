@@ -4,6 +4,7 @@
 //! Invariants: domain names and local parts are stored folded to lower case; an account is
 //! created together with its default mailboxes (RFC 6154 special-use) in one transaction.
 
+use crate::secrets::{CredentialSecrets, ScramSalt};
 use crate::{Result, Store, StoreError, now_unix};
 use facteur_model::{AccountId, Address, Domain, SpecialUse};
 use rusqlite::{OptionalExtension, Transaction, params};
@@ -75,12 +76,32 @@ impl Store {
         })
     }
 
-    /// Creates an account and its default mailboxes.
+    /// Creates an account and its default mailboxes, without SASL secrets (they are computed
+    /// at its first password login).
     pub fn add_account(
         &self,
         address: &Address,
         password_hash: &str,
         quota: u64,
+    ) -> Result<AccountId> {
+        self.add_account_with_secrets(
+            address,
+            password_hash,
+            quota,
+            None,
+            &CredentialSecrets::default(),
+        )
+    }
+
+    /// Creates an account and its default mailboxes, with the SASL secrets of its password
+    /// (computed with `salt`).
+    pub fn add_account_with_secrets(
+        &self,
+        address: &Address,
+        password_hash: &str,
+        quota: u64,
+        salt: Option<&ScramSalt>,
+        secrets: &CredentialSecrets,
     ) -> Result<AccountId> {
         self.write(|tx| {
             let domain = domain_id(tx, &address.domain)?;
@@ -93,10 +114,23 @@ impl Store {
                     "account {address} exists already"
                 )));
             }
+            let (stored, server) = crate::secrets::scram_columns(secrets);
             tx.execute(
-                "INSERT INTO accounts (domain_id, local_part, password, quota_bytes, created)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![domain, local, password_hash, quota as i64, now_unix()],
+                "INSERT INTO accounts (domain_id, local_part, password, quota_bytes, created,
+                     scram_salt, scram_iterations, scram_stored_key, scram_server_key, cram_md5)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![
+                    domain,
+                    local,
+                    password_hash,
+                    quota as i64,
+                    now_unix(),
+                    salt.map(|s| &s.salt),
+                    salt.map(|s| s.iterations),
+                    stored,
+                    server,
+                    secrets.cram_md5
+                ],
             )?;
             let account = tx.last_insert_rowid();
             for (name, special) in SpecialUse::DEFAULT_MAILBOXES {
@@ -118,13 +152,26 @@ impl Store {
         Ok(())
     }
 
-    pub fn set_password(&self, address: &Address, password_hash: &str) -> Result<()> {
+    /// Replaces the password and its SASL secrets (computed with `salt`, which must be the
+    /// account's salt or become it when the account has none yet) in one transaction, so the
+    /// old password's secrets never outlive it.
+    pub fn set_password(
+        &self,
+        address: &Address,
+        password_hash: &str,
+        salt: &ScramSalt,
+        secrets: &CredentialSecrets,
+    ) -> Result<()> {
         self.write(|tx| {
             let id = account_id(tx, address)?
                 .ok_or_else(|| StoreError::NotFound(format!("no account {address}")))?;
+            crate::secrets::check_salt(tx, id, salt)?;
+            let (stored, server) = crate::secrets::scram_columns(secrets);
             tx.execute(
-                "UPDATE accounts SET password = ?2 WHERE id = ?1",
-                params![id, password_hash],
+                "UPDATE accounts SET password = ?2, scram_stored_key = ?3, scram_server_key = ?4,
+                     cram_md5 = ?5
+                 WHERE id = ?1",
+                params![id, password_hash, stored, server, secrets.cram_md5],
             )?;
             Ok(())
         })

@@ -17,6 +17,7 @@ mod imap;
 mod mailbox;
 mod queue;
 mod schema;
+mod secrets;
 mod writer;
 
 pub use app_password::AppPassword;
@@ -29,6 +30,7 @@ pub use imap::{
 };
 pub use mailbox::{MailboxInfo, MessageInfo};
 pub use queue::{QueueEntry, QueuedMessage, QueuedRecipient, RecipientState};
+pub use secrets::{AccountSecrets, AppPasswordSecrets, CredentialSecrets, ScramKeys, ScramSalt};
 pub use writer::{DeliverError, Delivered, NewMessage, Target};
 
 use facteur_model::{AccountId, MailboxId, ModSeq, Uid};

@@ -122,7 +122,23 @@ const MIGRATIONS: &[&str] = &[
         DELETE FROM blob_text WHERE hash = old.hash;
     END;
     ",
-    // 5: the outbound queue. One row per accepted message (its blob, envelope and DSN
+    // 5: SASL secrets (docs/decisions/0013). SCRAM-SHA-256 (RFC 5802, RFC 7677): one salt and
+    // iteration count per account, shared by its password and application passwords because
+    // the server sends the salt before it can know which secret the client holds; StoredKey
+    // and ServerKey per secret. CRAM-MD5 (RFC 2195): the HMAC-MD5 inner and outer MD5 states
+    // (32 bytes), password-equivalent, kept only while the admin enables CRAM-MD5. NULL: not
+    // computed yet (accounts made before this version get them at their next password login).
+    "
+    ALTER TABLE accounts ADD COLUMN scram_salt BLOB;
+    ALTER TABLE accounts ADD COLUMN scram_iterations INTEGER;
+    ALTER TABLE accounts ADD COLUMN scram_stored_key BLOB;
+    ALTER TABLE accounts ADD COLUMN scram_server_key BLOB;
+    ALTER TABLE accounts ADD COLUMN cram_md5 BLOB;
+    ALTER TABLE app_passwords ADD COLUMN scram_stored_key BLOB;
+    ALTER TABLE app_passwords ADD COLUMN scram_server_key BLOB;
+    ALTER TABLE app_passwords ADD COLUMN cram_md5 BLOB;
+    ",
+    // 6: the outbound queue. One row per accepted message (its blob, envelope and DSN
     // parameters), one per recipient with its own state, so each recipient is delivered or
     // bounced once whatever happens to the others.
     "
@@ -176,4 +192,47 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
         tracing::info!(version = i + 1, "store schema migrated");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An account made under schema 4 keeps its password and gets empty SASL secrets.
+    #[test]
+    fn version_5_adds_empty_sasl_secrets_to_existing_accounts() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for sql in &MIGRATIONS[..4] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 4).unwrap();
+        conn.execute_batch(
+            "INSERT INTO domains (id, name, created) VALUES (1, 'example.com', 0);
+             INSERT INTO accounts (id, domain_id, local_part, password, created)
+                 VALUES (1, 1, 'old', '$argon2id$old', 0);
+             INSERT INTO app_passwords (account_id, name, digest, created)
+                 VALUES (1, 'phone', 'abcd', 0);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, MIGRATIONS.len() as i64);
+        let (password, salt, cram): (String, Option<Vec<u8>>, Option<Vec<u8>>) = conn
+            .query_row(
+                "SELECT password, scram_salt, cram_md5 FROM accounts WHERE id = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(password, "$argon2id$old");
+        assert!(salt.is_none() && cram.is_none());
+        let key: Option<Vec<u8>> = conn
+            .query_row("SELECT scram_stored_key FROM app_passwords", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert!(key.is_none());
+    }
 }
