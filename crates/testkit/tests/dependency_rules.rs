@@ -61,6 +61,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "facteur-model",
         ],
     ),
+    ("facteur-acme", &["facteur-net", "facteur-config"]),
     ("facteur-testkit", &[]),
 ];
 
