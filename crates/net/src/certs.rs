@@ -273,6 +273,17 @@ impl Snapshot {
             .or_else(|| self.entries.first())
     }
 
+    /// The entries, self-signed ones last: a real certificate for a name wins over the
+    /// stopgap made for it.
+    fn ordered(&self) -> impl Iterator<Item = &Entry> {
+        let real = |e: &&Entry| e.status.spec.source != CertSource::SelfSigned;
+        let stopgap = |e: &&Entry| e.status.spec.source == CertSource::SelfSigned;
+        self.entries
+            .iter()
+            .filter(real)
+            .chain(self.entries.iter().filter(stopgap))
+    }
+
     /// An exact name wins over a wildcard, a wildcard over the default.
     fn select(&self, sni: Option<&str>) -> Option<&Entry> {
         if let Some(sni) = sni {
@@ -284,12 +295,11 @@ impl Snapshot {
                     .map(|n| n.to_ascii_lowercase())
                     .collect::<Vec<_>>()
             };
-            if let Some(e) = self.entries.iter().find(|e| names(e).contains(&sni)) {
+            if let Some(e) = self.ordered().find(|e| names(e).contains(&sni)) {
                 return Some(e);
             }
             if let Some(e) = self
-                .entries
-                .iter()
+                .ordered()
                 .find(|e| names(e).iter().any(|n| wildcard_matches(n, &sni)))
             {
                 return Some(e);
