@@ -332,8 +332,9 @@ impl Manager {
             return Ok(a.clone());
         }
         let builder = || match &opts.ca_file {
-            Some(f) => Account::builder_with_root(f),
-            None => Account::builder(),
+            Some(f) => Account::builder_with_root(f)
+                .map_err(|e| AcmeError::Other(format!("{} (acme.ca_file): {e}", f.display()))),
+            None => Ok(Account::builder()?),
         };
         let path = opts.dir.join("account.json");
         if let Ok(text) = std::fs::read_to_string(&path) {
