@@ -57,7 +57,7 @@ trap cleanup EXIT
 # One certificate for both servers: ECDSA P-256, what facteur makes for itself.
 mkdir -p "$work/tls"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj "/CN=$name" \
-    -addext "subjectAltName=DNS:$name" -keyout "$work/tls/key.pem" -out "$work/tls/cert.pem" 2>/dev/null
+    -addext "subjectAltName=DNS:$name" -addext "basicConstraints=critical,CA:FALSE" -keyout "$work/tls/key.pem" -out "$work/tls/cert.pem" 2>/dev/null
 chmod 644 "$work/tls/key.pem"
 
 busy_jiffies() { awk '/^cpu /{print $2+$3+$4+$7+$8}' /proc/stat; }
@@ -81,7 +81,7 @@ measure() {
     done
     t1=$(date +%s.%N); j1=$(busy_jiffies)
     [ "$got" -ge "$want" ] || { echo "$name: only $got of $want messages delivered" >&2; return 1; }
-    python3 - "$name" "$res" "$t0" "$t1" "$j0" "$j1" "$hz" "$(cat "$work/loadgen.time")" <<'PY'
+    python3 - "$name" "$res" "$t0" "$t1" "$j0" "$j1" "$hz" "$(tail -1 "$work/loadgen.time")" <<'PY'
 import sys
 name, res, t0, t1, j0, j1, hz, gen = sys.argv[1:]
 r = dict(kv.split("=", 1) for kv in res.split())

@@ -41,9 +41,12 @@ pub struct Config {
     /// Time in seconds that shutdown waits for sessions in the middle of a message.
     pub shutdown_grace_secs: u64,
     pub listen: Listen,
-    /// Certificate and key files. Absent: a self-signed certificate for `hostname` is made once
-    /// in `data_dir/tls/`.
-    pub tls: Option<Tls>,
+    /// Certificates: the default one (`cert`, `key`), more per host name, reloading. Without
+    /// any certificate (and no ACME one yet) a self-signed certificate for `hostname` is made
+    /// once in `data_dir/tls/`.
+    pub tls: Tls,
+    /// Certificates obtained and renewed by facteur (RFC 8555). Absent: no ACME.
+    pub acme: Option<Acme>,
     pub smtp: Smtp,
     pub pop3: Pop3,
     pub imap: Imap,
@@ -87,13 +90,92 @@ pub struct Listen {
     pub http: Vec<ListenAddr>,
 }
 
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Tls {
+    /// PEM file with the default certificate chain, leaf first (served when no SNI name
+    /// matches another certificate).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert: Option<PathBuf>,
+    /// PEM file with the default certificate's private key (PKCS#8, PKCS#1 or SEC1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<PathBuf>,
+    /// Seconds between two checks of the certificate files' size and modification time; a
+    /// change reloads them. 0: only SIGHUP reloads.
+    #[serde(default = "default_reload_check_secs")]
+    pub reload_check_secs: u64,
+    /// More certificates, chosen by the name the client asks for (SNI).
+    pub certificates: Vec<TlsCertificate>,
+}
+
+fn default_reload_check_secs() -> u64 {
+    60
+}
+
+/// `[[tls.certificates]]`: one more certificate.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct Tls {
+pub struct TlsCertificate {
     /// PEM file with the certificate chain, leaf first.
     pub cert: PathBuf,
-    /// PEM file with the private key (PKCS#8, PKCS#1 or SEC1).
+    /// PEM file with the private key.
     pub key: PathBuf,
+    /// Names (SNI) it is served for; `*.example.com` matches one label. Empty: the names in
+    /// the certificate (subjectAltName).
+    #[serde(default)]
+    pub hostnames: Vec<String>,
+}
+
+/// `[acme]`: certificates from an ACME CA (RFC 8555), renewed before they expire.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Acme {
+    /// The CA's directory URL.
+    pub directory: String,
+    /// Contact e-mail addresses given to the CA (expiry notices).
+    pub contact: Vec<String>,
+    /// Names on the certificate. Empty: `[hostname]`.
+    pub hostnames: Vec<String>,
+    /// Renew when fewer days than this remain.
+    pub renew_before_days: u32,
+    /// PEM file of the root CA the ACME server's HTTPS certificate is checked against, instead
+    /// of the system's roots (a test CA such as pebble).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// How the CA checks that this server answers for the names.
+    pub challenge: AcmeChallenge,
+    /// Where TLS-ALPN-01 validation connects (RFC 8737 §3: port 443); only with
+    /// `challenge = "tls-alpn-01"`.
+    pub tls_alpn_listen: Vec<ListenAddr>,
+}
+
+/// The ACME challenge type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+pub enum AcmeChallenge {
+    /// RFC 8555 §8.3: the CA fetches `http://NAME/.well-known/acme-challenge/TOKEN` on port
+    /// 80, answered by the `http` role.
+    #[serde(rename = "http-01")]
+    Http01,
+    /// RFC 8737: the CA opens TLS to NAME:443 offering ALPN `acme-tls/1`.
+    #[serde(rename = "tls-alpn-01")]
+    TlsAlpn01,
+}
+
+/// Let's Encrypt's production directory.
+pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
+
+impl Default for Acme {
+    fn default() -> Self {
+        Acme {
+            directory: LETS_ENCRYPT.into(),
+            contact: Vec::new(),
+            hostnames: Vec::new(),
+            renew_before_days: 30,
+            ca_file: None,
+            challenge: AcmeChallenge::Http01,
+            tls_alpn_listen: listen(&["[::]:443"]),
+        }
+    }
 }
 
 /// The SMTP and LMTP sessions.
@@ -294,7 +376,11 @@ impl Default for Config {
             bind_failure: BindFailure::Exit,
             shutdown_grace_secs: 30,
             listen: Listen::default(),
-            tls: None,
+            tls: Tls {
+                reload_check_secs: default_reload_check_secs(),
+                ..Tls::default()
+            },
+            acme: None,
             smtp: Smtp::default(),
             pop3: Pop3::default(),
             imap: Imap::default(),
@@ -454,10 +540,60 @@ impl Config {
                 );
             }
         }
+        self.validate_tls()?;
         if self.store.group_commit_max < 1 {
             return Err("key `store.group_commit_max`: must be at least 1".into());
         }
         Ok(())
+    }
+
+    fn validate_tls(&self) -> Result<(), String> {
+        match (&self.tls.cert, &self.tls.key) {
+            (Some(_), None) => return Err("key `tls.key`: needed with `tls.cert`".into()),
+            (None, Some(_)) => return Err("key `tls.cert`: needed with `tls.key`".into()),
+            _ => {}
+        }
+        let name_ok =
+            |n: &str| facteur_model::Domain::parse(n.strip_prefix("*.").unwrap_or(n)).is_some();
+        for (i, c) in self.tls.certificates.iter().enumerate() {
+            if let Some(bad) = c.hostnames.iter().find(|n| !name_ok(n)) {
+                return Err(format!(
+                    "key `tls.certificates[{i}].hostnames`: `{bad}` is not a host name"
+                ));
+            }
+        }
+        if let Some(acme) = &self.acme {
+            // HTTP-01 and TLS-ALPN-01 cannot prove a wildcard (RFC 8555 §7.1.3, RFC 8737 §3).
+            if let Some(bad) = acme
+                .hostnames
+                .iter()
+                .find(|n| facteur_model::Domain::parse(n).is_none() || n.contains('*'))
+            {
+                return Err(format!(
+                    "key `acme.hostnames`: `{bad}` is not a host name (no wildcards with http-01 or tls-alpn-01)"
+                ));
+            }
+            if acme.renew_before_days < 1 {
+                return Err("key `acme.renew_before_days`: must be at least 1".into());
+            }
+            if !acme.directory.starts_with("https://") {
+                return Err("key `acme.directory`: must be an https:// URL".into());
+            }
+            if let Some(bad) = acme.contact.iter().find(|c| !c.contains('@')) {
+                return Err(format!(
+                    "key `acme.contact`: `{bad}` is not an e-mail address"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The names the ACME certificate is for: `acme.hostnames`, else `[hostname]`.
+    pub fn acme_hostnames(&self) -> Vec<String> {
+        match &self.acme {
+            Some(a) if !a.hostnames.is_empty() => a.hostnames.clone(),
+            _ => vec![self.hostname.clone()],
+        }
     }
 
     /// The effective configuration as TOML, defaults filled in.
@@ -559,9 +695,19 @@ mod tests {
     fn every_key_is_documented() {
         let doc = include_str!("../../../docs/config.md");
         let config = Config {
-            tls: Some(Tls {
-                cert: "c".into(),
-                key: "k".into(),
+            tls: Tls {
+                cert: Some("c".into()),
+                key: Some("k".into()),
+                reload_check_secs: 60,
+                certificates: vec![TlsCertificate {
+                    cert: "c".into(),
+                    key: "k".into(),
+                    hostnames: vec!["a.example.com".into()],
+                }],
+            },
+            acme: Some(Acme {
+                ca_file: Some("ca.pem".into()),
+                ..Acme::default()
             }),
             pop3: Pop3 {
                 expire_days: Some(1),
@@ -610,6 +756,33 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.contains("jwks_file"), "{err}");
+    }
+
+    #[test]
+    fn tls_and_acme_sections() {
+        let c = Config::parse(
+            "hostname = \"mx.example.com\"\n[tls]\ncert = \"/c.pem\"\nkey = \"/k.pem\"\n\
+             [[tls.certificates]]\ncert = \"/b.pem\"\nkey = \"/bk.pem\"\nhostnames = [\"*.example.org\"]\n\
+             [acme]\ncontact = [\"postmaster@example.com\"]\nchallenge = \"tls-alpn-01\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.tls.cert.as_deref(), Some(Path::new("/c.pem")));
+        assert_eq!(c.tls.reload_check_secs, 60);
+        assert_eq!(c.tls.certificates[0].hostnames, ["*.example.org"]);
+        let acme = c.acme.as_ref().unwrap();
+        assert_eq!(acme.challenge, AcmeChallenge::TlsAlpn01);
+        assert_eq!(acme.renew_before_days, 30);
+        assert_eq!(acme.directory, LETS_ENCRYPT);
+        assert_eq!(c.acme_hostnames(), ["mx.example.com"]);
+        let again = Config::parse(&c.to_toml()).unwrap();
+        assert_eq!(again.tls.certificates.len(), 1);
+        assert_eq!(Config::parse("").unwrap().tls.reload_check_secs, 60);
+        let err = Config::parse("[tls]\ncert = \"/c.pem\"\n").unwrap_err();
+        assert!(err.contains("`tls.key`"), "{err}");
+        let err = Config::parse("[acme]\nhostnames = [\"*.example.com\"]\n").unwrap_err();
+        assert!(err.contains("`acme.hostnames`"), "{err}");
+        let err = Config::parse("[acme]\nchallenge = \"dns-01\"\n").unwrap_err();
+        assert!(err.contains("dns-01"), "{err}");
     }
 
     #[test]

@@ -97,6 +97,14 @@ pub enum StoreCommand {
     Check,
 }
 
+#[derive(Subcommand)]
+pub enum TlsCommand {
+    /// Print every certificate: host names, source (file, self-signed, acme), expiry, days
+    /// left and what to do. Reads the files; the server may be running or not. Exit status 1
+    /// when a certificate is expired or cannot be read.
+    Status,
+}
+
 /// Hands the data directory back to the service user when dropped.
 struct Handback<'a>(&'a Config);
 
@@ -300,6 +308,59 @@ pub fn store(config: &Config, cmd: StoreCommand) -> anyhow::Result<ExitCode> {
             })
         }
     }
+}
+
+pub fn tls(config: &Config, cmd: TlsCommand) -> anyhow::Result<ExitCode> {
+    let TlsCommand::Status = cmd;
+    let now = std::time::SystemTime::now();
+    let mut specs = crate::tls::specs(config);
+    let acme = facteur_acme::Options::from_config(config);
+    if let Some(a) = &acme {
+        specs.push(a.spec());
+    }
+    let mut ok = true;
+    for (i, spec) in specs.iter().enumerate() {
+        if i > 0 {
+            println!();
+        }
+        println!("{}", spec.cert.display());
+        match facteur_net::certs::read_status(spec) {
+            Ok(s) => {
+                let days = s.info.days_left(now);
+                ok &= !s.info.expired(now);
+                println!("  hostnames: {}", s.hostnames().join(", "));
+                println!("  source:    {}", s.spec.source);
+                println!("  issuer:    {}", s.info.issuer);
+                println!("  not after: {}", s.info.not_after_text());
+                println!("  days left: {days}");
+                println!("  hint:      {}", s.hint(now));
+            }
+            Err(e) => {
+                println!("  source:    {}", spec.source);
+                let hint = match spec.source {
+                    facteur_net::CertSource::SelfSigned if !spec.cert.exists() => {
+                        "not made yet: `facteur serve` makes it at start".to_string()
+                    }
+                    facteur_net::CertSource::Acme if !spec.cert.exists() => format!(
+                        "not obtained yet for {}: `facteur serve` requests it (read its log)",
+                        acme.as_ref()
+                            .map(|a| a.hostnames.join(", "))
+                            .unwrap_or_default()
+                    ),
+                    _ => {
+                        ok = false;
+                        format!("cannot read it: {e}")
+                    }
+                };
+                println!("  hint:      {hint}");
+            }
+        }
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// The password from stdin's first line, or a new random one.

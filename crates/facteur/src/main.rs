@@ -6,6 +6,7 @@
 mod admin;
 mod privileges;
 mod serve;
+mod tls;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -43,6 +44,9 @@ enum Command {
     /// Store maintenance.
     #[command(subcommand)]
     Store(admin::StoreCommand),
+    /// Certificates: what is served, until when.
+    #[command(subcommand)]
+    Tls(admin::TlsCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -73,6 +77,7 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Alias(c) => admin::alias(&config, c),
         Command::Mailbox(c) => admin::mailbox(&config, c),
         Command::Store(c) => admin::store(&config, c),
+        Command::Tls(c) => admin::tls(&config, c),
     }
     .with_context(|| match &cli.config {
         Some(p) => format!("with configuration {}", p.display()),

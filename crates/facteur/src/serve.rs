@@ -8,7 +8,7 @@ use crate::privileges;
 use anyhow::Context as _;
 use facteur_config::{BindFailure, Config};
 use facteur_directory::{Directory, OAuthOptions, Options as DirectoryOptions, SaslOptions};
-use facteur_net::{Shutdown, TlsSettings, load_tls};
+use facteur_net::Shutdown;
 use facteur_smtp_server::Context;
 use facteur_store::{Options as StoreOptions, Store};
 use std::process::ExitCode;
@@ -23,17 +23,7 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
         )
     })?;
     // Certificates and ports first: both may need root.
-    let tls = match &config.tls {
-        Some(t) => load_tls(TlsSettings::Files {
-            cert: &t.cert,
-            key: &t.key,
-        })
-        .context("key `tls`")?,
-        None => load_tls(TlsSettings::SelfSigned {
-            hostname: &config.hostname,
-            dir: &config.data_dir.join("tls"),
-        })?,
-    };
+    let tls = crate::tls::load(&config)?;
     let mut listeners = Vec::new();
     let roles = [
         (Role::Smtp, &config.listen.smtp),
@@ -111,6 +101,7 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
         .build()?;
     runtime.block_on(async move {
         let shutdown = Shutdown::new();
+        tls.spawn()?;
         tracing::info!(
             hostname = %config.hostname, data_dir = %config.data_dir.display(), tls = %tls.source,
             "facteur {} started", env!("CARGO_PKG_VERSION")
@@ -134,7 +125,11 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
         let http = Arc::new(facteur_admin::Context {
             directory: directory.clone(),
             clients: facteur_admin::autoconfig::Settings::from_config(&config),
-            acme: None,
+            // RFC 8555 §8.3: the ACME client publishes, the http role answers.
+            acme: Some({
+                let challenges = tls.challenges.clone();
+                Arc::new(move |token: &str| challenges.response(token))
+            }),
             shutdown: shutdown.clone(),
         });
         let mut tasks = Vec::new();

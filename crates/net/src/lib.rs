@@ -3,6 +3,7 @@
 
 pub mod accept;
 pub mod authlog;
+pub mod certs;
 pub mod io;
 pub mod listen;
 pub mod shutdown;
@@ -10,6 +11,7 @@ pub mod tls;
 
 pub use accept::{Limits, accept_loop};
 pub use authlog::log_auth_failure;
+pub use certs::{CertInfo, CertSource, CertSpec, CertStatus, Certificates};
 pub use io::{Input, flush_out, next_input};
 pub use listen::{BindError, bind};
 pub use shutdown::Shutdown;

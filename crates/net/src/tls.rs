@@ -1,11 +1,9 @@
 //! TLS server settings (rustls, ring provider): certificate files from the configuration, or
 //! a self-signed certificate for the host name, made once and kept in `data_dir/tls/`.
+//! Choosing among several certificates and reloading them: [`crate::certs`].
 
-use rustls::ServerConfig;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use crate::certs::{CertSource, CertSpec, Certificates};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -29,11 +27,17 @@ pub struct LoadedTls {
     pub source: String,
 }
 
+/// One certificate for every name (the tests' and simple callers' path); the server uses
+/// [`crate::Certificates`] for several certificates, reloading and ACME.
 pub fn load_tls(settings: TlsSettings<'_>) -> Result<LoadedTls, TlsError> {
-    let (cert, key, source) = match settings {
+    let (spec, source) = match settings {
         TlsSettings::Files { cert, key } => (
-            cert.to_owned(),
-            key.to_owned(),
+            CertSpec {
+                cert: cert.to_owned(),
+                key: key.to_owned(),
+                hostnames: Vec::new(),
+                source: CertSource::File,
+            },
             format!("certificate {}", cert.display()),
         ),
         TlsSettings::SelfSigned { hostname, dir } => {
@@ -42,40 +46,26 @@ pub fn load_tls(settings: TlsSettings<'_>) -> Result<LoadedTls, TlsError> {
                 "self-signed certificate for {hostname} in {} (set [tls] cert and key for a real one)",
                 cert.display()
             );
-            (cert, key, source)
+            (
+                CertSpec {
+                    cert,
+                    key,
+                    hostnames: Vec::new(),
+                    source: CertSource::SelfSigned,
+                },
+                source,
+            )
         }
     };
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert)
-        .and_then(|it| it.collect::<Result<_, _>>())
-        .map_err(|e| file_error(&cert, e))?;
-    if chain.is_empty() {
-        return Err(TlsError::File {
-            path: cert,
-            message: "no certificate in the file".into(),
-        });
-    }
-    let key_der = PrivateKeyDer::from_pem_file(&key).map_err(|e| file_error(&key, e))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(chain, key_der)?;
-    config.alpn_protocols.clear();
+    let certificates = Certificates::load(vec![spec])?;
     Ok(LoadedTls {
-        acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+        acceptor: certificates.acceptor(),
         source,
     })
 }
 
-fn file_error(path: &Path, e: rustls::pki_types::pem::Error) -> TlsError {
-    TlsError::File {
-        path: path.to_owned(),
-        message: e.to_string(),
-    }
-}
-
 /// Returns the self-signed certificate and key paths, creating them on first use.
-fn self_signed(hostname: &str, dir: &Path) -> Result<(PathBuf, PathBuf), TlsError> {
+pub fn self_signed(hostname: &str, dir: &Path) -> Result<(PathBuf, PathBuf), TlsError> {
     let cert = dir.join("self-signed.crt");
     let key = dir.join("self-signed.key");
     if cert.exists() && key.exists() {
@@ -98,7 +88,7 @@ fn self_signed(hostname: &str, dir: &Path) -> Result<(PathBuf, PathBuf), TlsErro
 }
 
 /// Writes a file readable by its owner only.
-fn write_private(path: &Path, content: &[u8]) -> std::io::Result<()> {
+pub fn write_private(path: &Path, content: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()

@@ -71,6 +71,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "facteur-model",
         ],
     ),
+    ("facteur-acme", &["facteur-net", "facteur-config"]),
     ("facteur-testkit", &[]),
 ];
 

@@ -523,6 +523,7 @@ impl Drop for Server {
 pub enum Signal {
     Term,
     Int,
+    Hup,
 }
 
 /// kill(2) on a child; libc is already a dependency of the binary, so no `kill` program needed.
@@ -531,6 +532,7 @@ fn send_signal(pid: u32, signal: Signal) {
     let number = match signal {
         Signal::Term => libc::SIGTERM,
         Signal::Int => libc::SIGINT,
+        Signal::Hup => libc::SIGHUP,
     };
     // SAFETY: kill(2) with the pid of a child not yet reaped and a valid signal number.
     let sent = unsafe { libc::kill(pid as libc::pid_t, number) };
