@@ -163,6 +163,8 @@ struct Inner {
     certs: Certificates,
     challenges: Challenges,
     account: tokio::sync::Mutex<Option<Account>>,
+    /// Wakes `run` for a check before its timer (SIGHUP).
+    wake: tokio::sync::Notify,
 }
 
 /// Withdraws the challenge answers of an order however it ends.
@@ -192,8 +194,15 @@ impl Manager {
                 certs,
                 challenges,
                 account: tokio::sync::Mutex::new(None),
+                wake: tokio::sync::Notify::new(),
             }),
         }
+    }
+
+    /// Makes `run` check now whether a certificate is due (the server calls it on SIGHUP),
+    /// instead of at its next timer.
+    pub fn check_now(&self) {
+        self.inner.wake.notify_one();
     }
 
     pub fn options(&self) -> &Options {
@@ -379,8 +388,8 @@ impl Manager {
         Ok(account)
     }
 
-    /// Obtains when due, checks again twice a day; after a failure waits 5 minutes, doubling
-    /// up to 12 hours. Never returns.
+    /// Obtains when due, checks again twice a day or at `check_now`; after a failure waits 5
+    /// minutes, doubling up to 12 hours (a `check_now` cuts the wait short). Never returns.
     pub async fn run(self) {
         let mut failures: u32 = 0;
         loop {
@@ -405,7 +414,12 @@ impl Manager {
                     }
                 }
             };
-            tokio::time::sleep(wait).await;
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.inner.wake.notified() => {
+                    tracing::info!("ACME: checking the certificate now (SIGHUP)");
+                }
+            }
         }
     }
 }

@@ -6,60 +6,11 @@
 use facteur_acme::{Challenges, Manager, Options};
 use facteur_config::AcmeChallenge;
 use facteur_net::{CertInfo, CertSource, CertSpec, Certificates};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use rustls::pki_types::ServerName;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-
-fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
-}
-
-/// Children killed when the test ends, however it ends.
-struct Processes(Vec<Child>);
-
-impl Drop for Processes {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// A loopback port free for TCP and UDP (the DNS server takes both).
-fn free_port() -> u16 {
-    loop {
-        let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = tcp.local_addr().unwrap().port();
-        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
-/// A CA and a certificate for 127.0.0.1 it signed, for pebble's own HTTPS; returns the CA file.
-fn pebble_https_certificate(dir: &Path) -> PathBuf {
-    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(rcgen::DnType::CommonName, "facteur test ACME server CA");
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
-    let leaf_key = rcgen::KeyPair::generate().unwrap();
-    let leaf_cert = leaf.signed_by(&leaf_key, &ca_cert, &ca_key).unwrap();
-    std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
-    std::fs::write(dir.join("server.pem"), leaf_cert.pem()).unwrap();
-    std::fs::write(dir.join("server.key"), leaf_key.serialize_pem()).unwrap();
-    dir.join("ca.pem")
-}
 
 /// The tiny HTTP-01 responder the `http` role stands for: answers
 /// `GET /.well-known/acme-challenge/TOKEN` from `Challenges` (RFC 8555 §8.3).
@@ -115,65 +66,12 @@ async fn serve_mail(listener: TcpListener, certs: Certificates) {
     }
 }
 
-/// Accepts any server certificate: the test checks what it got by serial and issuer.
-#[derive(Debug)]
-struct AcceptAny(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for AcceptAny {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
 /// Connects with SNI `name`; returns the leaf the server presented, and the connection.
 async fn leaf_seen(
     addr: std::net::SocketAddr,
     name: &str,
 ) -> (CertInfo, tokio_rustls::client::TlsStream<TcpStream>) {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
-        .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(facteur_testkit::accept_any()));
     let tcp = TcpStream::connect(addr).await.unwrap();
     let mut tls = connector
         .connect(ServerName::try_from(name.to_string()).unwrap(), tcp)
@@ -188,7 +86,7 @@ async fn leaf_seen(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certificates_from_pebble_over_http01_and_tls_alpn01_then_renewed_live() {
-    if !on_path("pebble") || !on_path("pebble-challtestsrv") {
+    if !facteur_testkit::pebble::available() {
         eprintln!(
             "SKIPPED: `pebble` (with pebble-challtestsrv) is not on PATH; install Debian's \
              `pebble` package to run this test"
@@ -202,62 +100,15 @@ async fn certificates_from_pebble_over_http01_and_tls_alpn01_then_renewed_live()
     let dir = std::env::temp_dir().join(format!("facteur-acme-pebble-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let ca_file = pebble_https_certificate(&dir);
-
     // Where pebble validates: our HTTP-01 responder and our TLS-ALPN-01 listener.
     let http01 = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let tls_alpn = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let (api, management, dns, dns_management) =
-        (free_port(), free_port(), free_port(), free_port());
-    let config = serde_json::json!({
-        "pebble": {
-            "listenAddress": format!("127.0.0.1:{api}"),
-            "managementListenAddress": format!("127.0.0.1:{management}"),
-            "certificate": dir.join("server.pem"),
-            "privateKey": dir.join("server.key"),
-            "httpPort": http01.local_addr().unwrap().port(),
-            "tlsPort": tls_alpn.local_addr().unwrap().port(),
-            "ocspResponderURL": "",
-            "externalAccountBindingRequired": false
-        }
-    });
-    std::fs::write(dir.join("pebble.json"), config.to_string()).unwrap();
-    let log = |name: &str| Stdio::from(std::fs::File::create(dir.join(name)).unwrap());
-    let mut processes = Processes(Vec::new());
-    // DNS only: every A query is 127.0.0.1, no AAAA; its own challenge servers are off.
-    processes.0.push(
-        Command::new("pebble-challtestsrv")
-            .args(["-management", &format!("127.0.0.1:{dns_management}")])
-            .args(["-dns01", &format!("127.0.0.1:{dns}")])
-            .args(["-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""])
-            .args(["-http01", "", "-https01", "", "-tlsalpn01", ""])
-            .stdout(log("challtestsrv.log"))
-            .stderr(log("challtestsrv.err"))
-            .spawn()
-            .unwrap(),
+    let pebble = facteur_testkit::pebble::Pebble::start(
+        &dir.join("pebble"),
+        http01.local_addr().unwrap().port(),
+        tls_alpn.local_addr().unwrap().port(),
     );
-    processes.0.push(
-        Command::new("pebble")
-            .arg("-config")
-            .arg(dir.join("pebble.json"))
-            .args(["-dnsserver", &format!("127.0.0.1:{dns}")])
-            .env("PEBBLE_VA_NOSLEEP", "1")
-            .env("PEBBLE_WFE_NONCEREJECT", "0")
-            .env("PEBBLE_AUTHZREUSE", "0")
-            .stdout(log("pebble.log"))
-            .stderr(log("pebble.err"))
-            .spawn()
-            .unwrap(),
-    );
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", api)).await.is_err() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "pebble did not start; see {}",
-            dir.display()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let ca_file = pebble.ca_file.clone();
 
     // The server as it starts without a certificate: self-signed.
     let own = rcgen::generate_simple_self_signed(vec!["mail.facteur.test".into()]).unwrap();
@@ -280,7 +131,7 @@ async fn certificates_from_pebble_over_http01_and_tls_alpn01_then_renewed_live()
     assert!(before.issuer.contains("rcgen"), "{}", before.issuer);
 
     let options = |hostname: &str, challenge| Options {
-        directory: format!("https://127.0.0.1:{api}/dir"),
+        directory: pebble.directory_url.clone(),
         contact: vec!["postmaster@facteur.test".into()],
         hostnames: vec![hostname.to_string()],
         renew_before_days: 30,
@@ -364,6 +215,6 @@ async fn certificates_from_pebble_over_http01_and_tls_alpn01_then_renewed_live()
     );
     // No challenge answer is left published.
     assert!(challenges.response("anything").is_none());
-    drop(processes);
+    drop(pebble);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -151,6 +151,17 @@ impl Tls {
         }
         if let Some(m) = &self.acme {
             tokio::spawn(m.clone().run());
+            // SIGHUP also asks the ACME client to check now (renewing what is due).
+            let manager = m.clone();
+            tokio::spawn(async move {
+                use tokio::signal::unix::{SignalKind, signal};
+                let Ok(mut hup) = signal(SignalKind::hangup()) else {
+                    return;
+                };
+                while hup.recv().await.is_some() {
+                    manager.check_now();
+                }
+            });
         }
         Ok(())
     }

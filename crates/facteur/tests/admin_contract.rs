@@ -344,7 +344,7 @@ fn configuration_errors_name_file_line_and_key() {
     )
     .expect("serve with a bad configuration ends by itself");
     assert!(
-        !out.ok && out.stderr.contains("line 10") && out.stderr.contains("max_recipient"),
+        !out.ok && out.stderr.contains("line 13") && out.stderr.contains("max_recipient"),
         "{out:?}"
     );
     let missing = site.dir.join("missing.toml");

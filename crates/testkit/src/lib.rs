@@ -11,6 +11,8 @@
 //!   selection, store assertions), which panics on what it does not know.
 #![forbid(unsafe_code)]
 
+pub mod pebble;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -121,6 +123,78 @@ async fn tls(tcp: TcpStream, target: &Target<'_>) -> TlsStream {
         .await
         .expect("TLS handshake in time")
         .expect("TLS handshake")
+}
+
+/// A TLS client configuration that accepts any server certificate, for tests that check which
+/// certificate they were given (issuer, serial) rather than whether it chains to a root.
+pub fn accept_any() -> rustls::ClientConfig {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
+        .with_no_client_auth()
+}
+
+/// The leaf certificate an implicit-TLS server at `addr` presents for SNI `name`.
+pub async fn leaf_certificate(
+    addr: SocketAddr,
+    name: &str,
+) -> rustls::pki_types::CertificateDer<'static> {
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(accept_any()));
+    let tcp = TcpStream::connect(addr).await.expect("connect");
+    let server = rustls::pki_types::ServerName::try_from(name.to_string()).expect("name");
+    let tls = tokio::time::timeout(WAIT, connector.connect(server, tcp))
+        .await
+        .expect("TLS handshake in time")
+        .expect("TLS handshake");
+    tls.get_ref().1.peer_certificates().expect("a certificate")[0].clone()
+}
+
+#[derive(Debug)]
+struct AcceptAny(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAny {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }
 
 /// Decodes `\r`, `\n`, `\t`, `\\`.

@@ -16,20 +16,28 @@
 # Clients connect to 127.0.0.1 and verify the self-signed certificate for mx.example.test
 # wherever they can (swaks checks the chain only).
 #
-# SASL: MECHS lists the mechanisms tested with every client that has them; each client maps a
-# mechanism to its own option in one place (swaks_mech, msmtp_mech, curl_mech, the python
-# MECHANISMS table), so a new mechanism is a word in MECHS and a line per client.
+# SASL: MECHS lists the mechanisms tested, each with every client that has it (swaks_mechs,
+# msmtp_mechs, curl_mechs, the python MECHANISMS table: one function per mechanism); a client
+# maps a name to its own option in one place (swaks_mech, msmtp_mech, curl_mech). A new mechanism
+# is a word in MECHS and in the lists of the clients that speak it. CRAM-MD5 is enabled in the
+# configuration ([directory] cram_md5); XOAUTH2/OAUTHBEARER need an issuer and are not here.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../../.." && pwd)
 bin=${FACTEUR_BIN:-$root/target/debug/facteur}
 . "$root/tests/interop/lib.sh"
-MECHS=${MECHS:-PLAIN LOGIN}
+MECHS=${MECHS:-PLAIN LOGIN CRAM-MD5 SCRAM-SHA-256}
+swaks_mechs="PLAIN LOGIN CRAM-MD5"
+msmtp_mechs="PLAIN LOGIN CRAM-MD5 SCRAM-SHA-256"   # SCRAM through GNU SASL, which Debian's msmtp links
+curl_mechs="PLAIN LOGIN CRAM-MD5"
+# The words of $1 that are also in $2.
+both() { local w; for w in $1; do case " $2 " in *" $w "*) echo "$w" ;; esac; done; }
 
 apt_need swaks swaks || exit 77
 apt_need msmtp msmtp || exit 77
 apt_need s-nail s-nail || exit 77
 apt_need curl curl || exit 77
+perl -MDigest::HMAC_MD5 -e1 2>/dev/null || apt_need /nonexistent libdigest-hmac-perl || exit 77   # swaks' CRAM-MD5
 work=$(new_workdir)
 pid=
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$work"; }
@@ -54,6 +62,8 @@ auth_failure_delay_ms = 10
 max_auth_failures = 10
 [imap]
 auth_failure_delay_ms = 10
+[directory]
+cram_md5 = true
 CONF
 f() { "$bin" --config "$work/facteur.toml" "$@"; }
 f domain add example.test >/dev/null
@@ -77,7 +87,7 @@ name=mx.example.test
 # and, imported: connect_smtp/connect_smtps (certificate verified for mx.example.test while
 # connecting to 127.0.0.1) and MECHANISMS (SASL name -> function authenticating an SMTP object).
 cat >"$work/mail.py" <<'PY'
-import base64, email, hmac, imaplib, os, smtplib, socket, sqlite3, ssl, sys, time
+import base64, email, hashlib, hmac, imaplib, os, smtplib, socket, sqlite3, ssl, sys, time
 HOST = "127.0.0.1"
 NAME = "mx.example.test"
 CERT = os.environ["CERT"]
@@ -127,7 +137,33 @@ def auth_cram_md5(s, user, password):
     digest = hmac.HMAC(password.encode(), base64.b64decode(reply), "md5").hexdigest()
     return s.docmd(base64.b64encode(f"{user} {digest}".encode()).decode())
 
-MECHANISMS = {"PLAIN": auth_plain, "LOGIN": auth_login, "CRAM-MD5": auth_cram_md5}
+def auth_scram_sha_256(s, user, password):
+    """RFC 5802/7677, no channel binding; the server's signature is checked."""
+    b64 = lambda b: base64.b64encode(b).decode()
+    nonce = b64(os.urandom(18))
+    bare = "n=" + user.replace("=", "=3D").replace(",", "=2C") + ",r=" + nonce
+    code, reply = s.docmd("AUTH", "SCRAM-SHA-256 " + b64(("n,," + bare).encode()))
+    if code != 334:
+        return code, reply
+    first = base64.b64decode(reply).decode()
+    attrs = dict(kv.split("=", 1) for kv in first.split(","))
+    if not attrs["r"].startswith(nonce):
+        return 0, b"server nonce does not extend the client's: " + first.encode()
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), base64.b64decode(attrs["s"]), int(attrs["i"]))
+    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+    final = "c=biws,r=" + attrs["r"]
+    message = f"{bare},{first},{final}".encode()
+    signature = hmac.new(hashlib.sha256(client_key).digest(), message, "sha256").digest()
+    proof = bytes(a ^ b for a, b in zip(client_key, signature))
+    code, reply = s.docmd(b64(f"{final},p={b64(proof)}".encode()))
+    if code != 334:
+        return code, reply
+    want = "v=" + b64(hmac.new(hmac.new(salted, b"Server Key", "sha256").digest(), message, "sha256").digest())
+    if base64.b64decode(reply).decode() != want:
+        return 0, b"wrong server signature: " + reply
+    return s.docmd("")
+
+MECHANISMS = {"PLAIN": auth_plain, "LOGIN": auth_login, "CRAM-MD5": auth_cram_md5, "SCRAM-SHA-256": auth_scram_sha_256}
 
 class _Imaps(imaplib.IMAP4_SSL):
     def _create_socket(self, timeout):
@@ -178,7 +214,7 @@ n=0   # numbers the Subjects: each check finds its own message
 
 # ---------------------------------------------------------------------------------------------
 # 1. swaks
-swaks_mech() { echo "$1"; }   # swaks --auth takes the SASL names as they are (PLAIN, LOGIN, CRAM-MD5)
+swaks_mech() { echo "$1"; }   # swaks --auth takes the SASL names as they are
 sw() {  # sw LOG ARGS...: swaks with the certificate verified; its output in $work/LOG
     local log=$work/$1
     shift
@@ -200,7 +236,7 @@ swaks_refused() {  # swaks_refused LOG REPLY ARGS...: the session must fail with
 }
 a=(--auth-user alice@example.test --auth-password "$pass" --from alice@example.test)
 
-for mech in $MECHS; do
+for mech in $(both "$MECHS" "$swaks_mechs"); do
     s="swaks starttls $mech ($((++n)))"
     swaks_send "starttls-$mech" "$s" --server "127.0.0.1:$sub" --tls --auth "$(swaks_mech "$mech")" "${a[@]}" --to bob@example.test
     grep -q "^<~  235 2.7.0" "$work/starttls-$mech" || fail "swaks $mech: no 235"
@@ -248,7 +284,7 @@ s="swaks alias ($((++n)))"
 swaks_send alias "$s" --server "127.0.0.1:$sub" --tls --auth PLAIN --auth-user alice@example.test \
     --auth-password "$pass" --from info@example.test --to bob@example.test
 check_arrived bob "$s" info@example.test
-for mech in $MECHS; do
+for mech in $(both "$MECHS" "$swaks_mechs"); do
     s="swaks app password $mech ($((++n)))"
     swaks_send "app-$mech" "$s" --server "127.0.0.1:$subs" --tlsc --auth "$(swaks_mech "$mech")" \
         --auth-user alice@example.test --auth-password "$app" --from alice@example.test --to bob@example.test
@@ -271,7 +307,7 @@ msmtp_mech() { echo "$1" | tr 'A-Z' 'a-z'; }   # auth plain | login | cram-md5 |
     echo "user alice@example.test"
     echo "password \"$pass\""
     echo "from alice@example.test"
-    for mech in $MECHS; do
+    for mech in $(both "$MECHS" "$msmtp_mechs"); do
         printf '\naccount starttls-%s\nport %s\ntls_starttls on\nauth %s\n' "$mech" "$sub" "$(msmtp_mech "$mech")"
     done
     printf '\naccount implicit\nport %s\ntls_starttls off\nauth plain\n' "$subs"
@@ -282,7 +318,7 @@ msmtp_send() {  # msmtp_send ACCOUNT SUBJECT
     printf 'From: Alice <alice@example.test>\nTo: bob@example.test\nSubject: %s\n\nsent with msmtp\n' "$2" |
         timeout 60 msmtp -C "$work/msmtprc" -a "$1" bob@example.test >"$work/msmtp-$1.out" 2>&1
 }
-for account in $(for m in $MECHS; do echo "starttls-$m"; done) implicit; do
+for account in $(for m in $(both "$MECHS" "$msmtp_mechs"); do echo "starttls-$m"; done) implicit; do
     s="msmtp $account ($((++n)))"
     msmtp_send "$account" "$s" || fail "msmtp $account: $(cat "$work/msmtp-$account.out"; tail -1 "$work/msmtp.log")"
     check_arrived bob "$s" alice@example.test
@@ -437,7 +473,7 @@ curl_send() {  # curl_send LOG SUBJECT URL PORT [OPTIONS...]
         --user "alice@example.test:$pass" --mail-from alice@example.test --mail-rcpt bob@example.test \
         --upload-file "$work/curl.eml" "$@" >"$log" 2>&1
 }
-for mech in $MECHS; do
+for mech in $(both "$MECHS" "$curl_mechs"); do
     s="curl starttls $mech ($((++n)))"
     curl_send "curl-$mech" "$s" "smtp://$name:$sub" "$sub" --ssl-reqd --login-options "$(curl_mech "$mech")" ||
         fail "curl smtp:// $mech: $(grep -E '^[<*] ' "$work/curl-$mech" | tail -6)"
