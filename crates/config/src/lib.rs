@@ -300,7 +300,8 @@ pub struct OAuth {
     pub audience: String,
     /// JWKS file with the issuer's public keys, read at start.
     pub jwks_file: Option<PathBuf>,
-    /// Where the issuer publishes its JWKS (fetched by the server, not here).
+    /// Where the issuer publishes its JWKS: fetched at start and every hour (https, or http to
+    /// a loopback address).
     pub jwks_url: Option<String>,
     /// The claim holding the account's address.
     #[serde(default = "default_username_claim")]

@@ -4,6 +4,7 @@
 //! "The contract"): extend, never rename.
 
 mod admin;
+mod jwks;
 mod privileges;
 mod serve;
 mod tls;

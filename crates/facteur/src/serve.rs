@@ -84,6 +84,12 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
             scope: o.scope.clone(),
         }),
     });
+    let jwks_url = config
+        .oauth
+        .as_ref()
+        .and_then(|o| o.jwks_url.as_deref())
+        .map(crate::jwks::check_url)
+        .transpose()?;
     if let Some(path) = config.oauth.as_ref().and_then(|o| o.jwks_file.as_ref()) {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("key `oauth.jwks_file`: cannot read {}", path.display()))?;
@@ -102,6 +108,9 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
     runtime.block_on(async move {
         let shutdown = Shutdown::new();
         tls.spawn()?;
+        if let Some(uri) = jwks_url {
+            tokio::spawn(crate::jwks::refresh(directory.clone(), uri));
+        }
         tracing::info!(
             hostname = %config.hostname, data_dir = %config.data_dir.display(), tls = %tls.source,
             "facteur {} started", env!("CARGO_PKG_VERSION")
