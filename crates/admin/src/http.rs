@@ -96,7 +96,6 @@ fn reason(status: u16) -> &'static str {
 
 async fn read_request(stream: &mut TcpStream) -> Result<Request, Response> {
     let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 4096];
     let head_end = loop {
         if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             break i + 4;
@@ -104,32 +103,31 @@ async fn read_request(stream: &mut TcpStream) -> Result<Request, Response> {
         if buf.len() > MAX_HEAD {
             return Err(Response::text(431, "Request Header Fields Too Large"));
         }
-        let n = stream
-            .read(&mut chunk)
-            .await
-            .map_err(|_| Response::text(400, "Bad Request"))?;
-        if n == 0 {
-            return Err(Response::text(400, "Bad Request"));
-        }
-        buf.extend_from_slice(&chunk[..n]);
+        read_more(stream, &mut buf).await?;
     };
     let mut request = parse_head(&buf[..head_end])?;
     let length = request.body.len(); // parse_head stores the declared length as capacity hint
     request.body.clear();
     let mut body = buf[head_end..].to_vec();
     while body.len() < length {
-        let n = stream
-            .read(&mut chunk)
-            .await
-            .map_err(|_| Response::text(400, "Bad Request"))?;
-        if n == 0 {
-            return Err(Response::text(400, "Bad Request"));
-        }
-        body.extend_from_slice(&chunk[..n]);
+        read_more(stream, &mut body).await?;
     }
     body.truncate(length);
     request.body = body;
     Ok(request)
+}
+
+/// Appends what the next read brings; the end of the stream before a complete request is a
+/// bad request.
+async fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<(), Response> {
+    let mut chunk = [0u8; 4096];
+    match stream.read(&mut chunk).await {
+        Ok(n) if n > 0 => {
+            buf.extend_from_slice(&chunk[..n]);
+            Ok(())
+        }
+        _ => Err(Response::text(400, "Bad Request")),
+    }
 }
 
 /// Parses the request line and header fields (RFC 9112 §3 and §5). The body is left as a

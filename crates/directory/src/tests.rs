@@ -252,3 +252,38 @@ fn application_passwords_log_in_and_can_be_revoked() {
 }
 
 mod sasl_exchanges;
+
+/// Submission's sender rule: own address, subaddresses, aliases that deliver to the account;
+/// never a catch-all, never someone else's alias.
+#[test]
+fn may_send_as_own_address_subaddresses_and_delivering_aliases_only() {
+    let f = fixture("sender");
+    let dir = &f.dir;
+    dir.add_alias(
+        "sales@example.com",
+        &["alice@example.com".into(), "bob@example.com".into()],
+    )
+    .unwrap();
+    dir.add_alias("billing@example.com", &["bob@example.com".into()])
+        .unwrap();
+    dir.add_alias("@example.com", &["alice@example.com".into()])
+        .unwrap();
+    let alice = match resolve(&f, "alice@example.com") {
+        Resolution::Deliver(mut m) => m.remove(0),
+        other => panic!("{other:?}"),
+    };
+    let may = |a: &str| {
+        dir.may_send_as(&alice, &Address::parse(a).unwrap())
+            .unwrap()
+    };
+    assert!(may("alice@example.com"));
+    assert!(may("Alice@Example.COM"));
+    assert!(may("alice+lists@example.com"));
+    assert!(may("sales@example.com"));
+    assert!(may("sales+q4@example.com"));
+    assert!(!may("billing@example.com"), "an alias of someone else");
+    assert!(!may("bob@example.com"));
+    assert!(!may("anyone@example.com"), "the catch-all lends no names");
+    assert!(!may("alice@example.org"), "a local domain, not her address");
+    assert!(!may("alice@elsewhere.example"));
+}

@@ -49,13 +49,10 @@ fn certificate_obtained_at_start_and_renewed_on_sighup_without_restart() {
         return;
     }
     let ports = Ports {
-        smtp: None,
-        lmtp: None,
-        pop3: None,
-        imap: None,
         submission: Some(free_port()),
         submissions: Some(free_port()),
         http: Some(free_port()),
+        ..Ports::none()
     };
     let scratch = std::env::temp_dir().join(format!("facteur-e2e-pebble-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&scratch);

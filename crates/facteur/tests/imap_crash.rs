@@ -55,13 +55,8 @@ fn append(
 #[test]
 fn appended_messages_survive_sigkill_exactly_once() {
     let ports = Ports {
-        smtp: None,
-        lmtp: None,
-        pop3: None,
         imap: Some(free_port()),
-        submission: None,
-        submissions: None,
-        http: None,
+        ..Ports::none()
     };
     let mut site = Site::with_ports(
         "imap-crash",

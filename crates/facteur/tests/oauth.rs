@@ -69,13 +69,8 @@ fn xoauth2_with_keys_fetched_from_the_issuer_url() {
     );
     let (jwks_port, hits) = serve_jwks(jwks);
     let ports = Ports {
-        smtp: None,
-        lmtp: None,
-        pop3: None,
-        imap: None,
         submission: Some(free_port()),
-        submissions: None,
-        http: None,
+        ..Ports::none()
     };
     let mut site = Site::with_ports(
         "oauth",

@@ -31,13 +31,8 @@ struct Ledger {
 #[test]
 fn submitted_messages_survive_sigkill_in_mailbox_and_queue_exactly_once() {
     let ports = Ports {
-        smtp: None,
-        lmtp: None,
-        pop3: None,
-        imap: None,
         submission: Some(free_port()),
-        submissions: None,
-        http: None,
+        ..Ports::none()
     };
     // Loopback test clients speak without TLS; the harness messages come from a fixed
     // address, so the sender rule is off: this test is about durability.

@@ -290,7 +290,7 @@ for mech in $(both "$MECHS" "$swaks_mechs"); do
         --auth-user alice@example.test --auth-password "$app" --from alice@example.test --to bob@example.test
     check_arrived bob "$s" alice@example.test
 done
-grep -q 'authenticated.*user=alice@example.test app_password="phone"' "$work/facteur.log" || fail "the application password login was not logged as such"
+grep -qE 'authenticated.*user=alice@example.test (app_password="phone"|via=app-password:phone)' "$work/facteur.log" || fail "the application password login was not logged as such"
 swaks_refused app-bob '535 5.7.8' --server "127.0.0.1:$sub" --tls --auth PLAIN \
     --auth-user bob@example.test --auth-password "$app" --from bob@example.test --to alice@example.test
 

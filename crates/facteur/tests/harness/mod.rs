@@ -43,16 +43,25 @@ pub struct Ports {
 }
 
 impl Ports {
-    /// SMTP and LMTP on fresh ports, POP3 off.
-    pub fn smtp_lmtp() -> Ports {
+    /// Every role off; set the ones a test needs: `Ports { imap: Some(free_port()), ..Ports::none() }`.
+    pub fn none() -> Ports {
         Ports {
-            smtp: Some(free_port()),
-            lmtp: Some(free_port()),
+            smtp: None,
+            lmtp: None,
             pop3: None,
             imap: None,
             submission: None,
             submissions: None,
             http: None,
+        }
+    }
+
+    /// SMTP and LMTP on fresh ports, POP3 off.
+    pub fn smtp_lmtp() -> Ports {
+        Ports {
+            smtp: Some(free_port()),
+            lmtp: Some(free_port()),
+            ..Ports::none()
         }
     }
 
