@@ -50,6 +50,20 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     ("facteur-imap-session", &["facteur-model"]),
     (
+        "facteur-queue",
+        &[
+            "facteur-smtp-session",
+            "facteur-net",
+            "facteur-dns",
+            "facteur-directory",
+            "facteur-delivery",
+            "facteur-store",
+            "facteur-config",
+            "facteur-model",
+        ],
+    ),
+    ("facteur-dns", &["facteur-model"]),
+    (
         "facteur-admin",
         &[
             "facteur-net",

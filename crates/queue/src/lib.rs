@@ -1,0 +1,6 @@
+//! Outbound delivery: the queue's service, MX routing (RFC 5321 §5.1), the SMTP client,
+//! retries, delivery status notifications (RFC 3464), and the plain explanation of every remote
+//! reply (`explain`).
+#![forbid(unsafe_code)]
+
+pub mod explain;
