@@ -29,7 +29,10 @@ pub use imap::{
     apply_flags,
 };
 pub use mailbox::{MailboxInfo, MessageInfo};
-pub use queue::{QueueEntry, QueuedMessage, QueuedRecipient, RecipientState};
+pub use queue::{
+    Attempt, AttemptOutcome, AttemptRecord, DueMessage, DueRecipient, QueueEntry, QueuedMessage,
+    QueuedRecipient, RecipientState,
+};
 pub use secrets::{AccountSecrets, AppPasswordSecrets, CredentialSecrets, ScramKeys, ScramSalt};
 pub use writer::{DeliverError, Delivered, NewMessage, Target};
 

@@ -91,6 +91,37 @@ pub(crate) fn insert(conn: &Connection, blob: &Blob, m: &QueuedMessage) -> Resul
     Ok(())
 }
 
+/// A `queue` row (with its blob's size) as an entry without recipients yet.
+fn entry_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, QueueEntry)> {
+    Ok((
+        r.get(0)?,
+        QueueEntry {
+            message: QueuedMessage {
+                queue_id: r.get(1)?,
+                sender: r.get(2)?,
+                envid: r.get(3)?,
+                ret_full: r.get(4)?,
+                smtputf8: r.get(5)?,
+                body_8bit: r.get(6)?,
+                submitter: r.get(7)?,
+                recipients: Vec::new(),
+            },
+            created: r.get(8)?,
+            held: r.get(9)?,
+            size: r.get::<_, i64>(10)? as u64,
+            states: Vec::new(),
+        },
+    ))
+}
+
+fn split_notify(notify: &str) -> Vec<String> {
+    notify
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
+
 impl Store {
     /// Every queued message with its recipients, oldest first.
     pub fn queue_entries(&self) -> Result<Vec<QueueEntry>> {
@@ -100,27 +131,7 @@ impl Store {
                         q.submitter, q.created, q.held, b.size
                  FROM queue q JOIN blobs b ON b.hash = q.blob_hash ORDER BY q.id",
             )?;
-            let rows = stmt.query_map([], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    QueueEntry {
-                        message: QueuedMessage {
-                            queue_id: r.get(1)?,
-                            sender: r.get(2)?,
-                            envid: r.get(3)?,
-                            ret_full: r.get(4)?,
-                            smtputf8: r.get(5)?,
-                            body_8bit: r.get(6)?,
-                            submitter: r.get(7)?,
-                            recipients: Vec::new(),
-                        },
-                        created: r.get(8)?,
-                        held: r.get(9)?,
-                        size: r.get::<_, i64>(10)? as u64,
-                        states: Vec::new(),
-                    },
-                ))
-            })?;
+            let rows = stmt.query_map([], entry_row)?;
             let mut entries = rows.collect::<rusqlite::Result<Vec<_>>>()?;
             let mut rcpts = c.prepare(
                 "SELECT address, notify, orcpt, state, attempts, next_attempt, last_reply
@@ -132,11 +143,7 @@ impl Store {
                     Ok((
                         QueuedRecipient {
                             address: r.get(0)?,
-                            notify: notify
-                                .split(',')
-                                .filter(|s| !s.is_empty())
-                                .map(String::from)
-                                .collect(),
+                            notify: split_notify(&notify),
                             orcpt: r.get(2)?,
                         },
                         RecipientState {
@@ -182,5 +189,221 @@ impl Store {
         std::fs::read(&path)
             .map(Some)
             .map_err(io_err(format!("reading {}", path.display())))
+    }
+}
+
+/// A queued message with recipients due for an attempt.
+#[derive(Debug, Clone)]
+pub struct DueMessage {
+    pub queue_id: String,
+    pub message: QueuedMessage,
+    pub created: i64,
+    pub size: u64,
+    /// The due recipients: (position, address, attempts so far).
+    pub due: Vec<DueRecipient>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueRecipient {
+    pub position: u32,
+    pub address: String,
+    pub attempts: u32,
+    pub notify: Vec<String>,
+    pub orcpt: Option<String>,
+}
+
+/// What an attempt did for one recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// The remote server took it (its 250): never delivered again.
+    Sent,
+    /// Retry at this Unix time.
+    Deferred { next_attempt: i64 },
+    /// Given up: a permanent refusal or the message expired. A DSN goes to the sender.
+    Failed,
+}
+
+/// One recipient's attempt, to record.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub position: u32,
+    pub host: String,
+    pub reply: String,
+    pub outcome: AttemptOutcome,
+}
+
+/// One attempt as recorded, for `queue show`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptRecord {
+    pub address: String,
+    pub at: i64,
+    pub host: String,
+    pub reply: String,
+}
+
+impl Store {
+    /// Messages not on hold with at least one recipient due at `now`, oldest first, at most
+    /// `limit` of them.
+    pub fn queue_due(&self, now: i64, limit: usize) -> Result<Vec<DueMessage>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT q.id, q.queue_id, q.sender, q.envid, q.ret_full, q.smtputf8, q.body_8bit,
+                        q.submitter, q.created, q.held, b.size
+                 FROM queue q JOIN blobs b ON b.hash = q.blob_hash
+                 WHERE q.held = 0 AND q.id IN (
+                     SELECT queue_row FROM queue_recipients
+                     WHERE state = 'queued' AND next_attempt <= ?1)
+                 ORDER BY q.id LIMIT ?2",
+            )?;
+            let rows: Vec<(i64, QueueEntry)> = stmt
+                .query_map(params![now, limit as i64], entry_row)?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut rcpts = c.prepare_cached(
+                "SELECT position, address, attempts, notify, orcpt FROM queue_recipients
+                 WHERE queue_row = ?1 AND state = 'queued' AND next_attempt <= ?2
+                 ORDER BY position",
+            )?;
+            let mut out = Vec::with_capacity(rows.len());
+            for (row, entry) in rows {
+                let due = rcpts
+                    .query_map(params![row, now], |r| {
+                        let notify: String = r.get(3)?;
+                        Ok(DueRecipient {
+                            position: r.get(0)?,
+                            address: r.get(1)?,
+                            attempts: r.get(2)?,
+                            notify: split_notify(&notify),
+                            orcpt: r.get(4)?,
+                        })
+                    })?
+                    .collect::<rusqlite::Result<_>>()?;
+                out.push(DueMessage {
+                    queue_id: entry.message.queue_id.clone(),
+                    message: entry.message,
+                    created: entry.created,
+                    size: entry.size,
+                    due,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    /// Records attempts; returns true when no recipient of the message is left to try (every
+    /// one sent or failed).
+    pub fn queue_record(&self, queue_id: &str, attempts: &[Attempt]) -> Result<bool> {
+        let now = now_unix();
+        self.write(|tx| {
+            let row: i64 = tx
+                .query_row(
+                    "SELECT id FROM queue WHERE queue_id = ?1",
+                    [queue_id],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .ok_or_else(|| StoreError::NotFound(format!("no queued message {queue_id}")))?;
+            for a in attempts {
+                let (state, next) = match a.outcome {
+                    AttemptOutcome::Sent => ("sent", now),
+                    AttemptOutcome::Failed => ("failed", now),
+                    AttemptOutcome::Deferred { next_attempt } => ("queued", next_attempt),
+                };
+                tx.prepare_cached(
+                    "UPDATE queue_recipients SET state = ?3, next_attempt = ?4,
+                        attempts = attempts + 1, last_reply = ?5
+                     WHERE queue_row = ?1 AND position = ?2 AND state = 'queued'",
+                )?
+                .execute(params![row, a.position, state, next, a.reply])?;
+                tx.prepare_cached(
+                    "INSERT INTO queue_attempts (queue_row, position, at, host, reply)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?
+                .execute(params![row, a.position, now, a.host, a.reply])?;
+            }
+            let left: i64 = tx.query_row(
+                "SELECT count(*) FROM queue_recipients WHERE queue_row = ?1 AND state = 'queued'",
+                [row],
+                |r| r.get(0),
+            )?;
+            Ok(left == 0)
+        })
+    }
+
+    /// Every attempt of a queued message, oldest first.
+    pub fn queue_attempts(&self, queue_id: &str) -> Result<Vec<AttemptRecord>> {
+        self.read(|c| {
+            let mut stmt = c.prepare(
+                "SELECT r.address, a.at, a.host, a.reply FROM queue_attempts a
+                 JOIN queue q ON q.id = a.queue_row
+                 JOIN queue_recipients r ON r.queue_row = a.queue_row AND r.position = a.position
+                 WHERE q.queue_id = ?1 ORDER BY a.rowid",
+            )?;
+            let rows = stmt.query_map([queue_id], |r| {
+                Ok(AttemptRecord {
+                    address: r.get(0)?,
+                    at: r.get(1)?,
+                    host: r.get(2)?,
+                    reply: r.get(3)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    /// Removes a queued message (done, deleted by the admin) and its blob when nothing else
+    /// holds it. False when there was no such message.
+    pub fn queue_remove(&self, queue_id: &str) -> Result<bool> {
+        let (removed, files) = self.write(|tx| {
+            let n = tx.execute("DELETE FROM queue WHERE queue_id = ?1", [queue_id])?;
+            let files = if n > 0 {
+                crate::check::unreferenced_blobs(tx)?
+            } else {
+                Vec::new()
+            };
+            Ok((n > 0, files))
+        })?;
+        crate::check::remove_blob_files(self.data_dir(), &files);
+        Ok(removed)
+    }
+
+    /// Holds or releases a message (`postsuper -h` / `-H`); false when there was none.
+    pub fn queue_hold(&self, queue_id: &str, held: bool) -> Result<bool> {
+        self.write(|tx| {
+            Ok(tx.execute(
+                "UPDATE queue SET held = ?2 WHERE queue_id = ?1",
+                params![queue_id, held],
+            )? > 0)
+        })
+    }
+
+    /// Makes every waiting recipient of the message (or of every message) due now
+    /// (`postqueue -f` / `-i`); returns how many recipients.
+    pub fn queue_retry_now(&self, queue_id: Option<&str>) -> Result<usize> {
+        let now = now_unix();
+        self.write(|tx| {
+            Ok(match queue_id {
+                Some(id) => tx.execute(
+                    "UPDATE queue_recipients SET next_attempt = ?2 WHERE state = 'queued'
+                     AND queue_row = (SELECT id FROM queue WHERE queue_id = ?1)",
+                    params![id, now],
+                )?,
+                None => tx.execute(
+                    "UPDATE queue_recipients SET next_attempt = ?1 WHERE state = 'queued'",
+                    [now],
+                )?,
+            })
+        })
+    }
+
+    /// Marks every waiting recipient of the message failed with `reason` (`queue bounce`);
+    /// returns how many.
+    pub fn queue_fail_all(&self, queue_id: &str, reason: &str) -> Result<usize> {
+        self.write(|tx| {
+            Ok(tx.execute(
+                "UPDATE queue_recipients SET state = 'failed', last_reply = ?2 WHERE state = 'queued'
+                 AND queue_row = (SELECT id FROM queue WHERE queue_id = ?1)",
+                params![queue_id, reason],
+            )?)
+        })
     }
 }

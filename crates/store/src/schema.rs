@@ -170,6 +170,18 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX queue_due ON queue_recipients(state, next_attempt);
     ",
+    // 7: every delivery attempt of a queued recipient, for `facteur queue show`: when, which
+    // host, what it answered. Removed with the message.
+    "
+    CREATE TABLE queue_attempts (
+        queue_row INTEGER NOT NULL REFERENCES queue(id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        at INTEGER NOT NULL,
+        host TEXT NOT NULL,                -- the MX or relay tried, with its address
+        reply TEXT NOT NULL                -- the remote reply, or what went wrong before one
+    );
+    CREATE INDEX queue_attempts_row ON queue_attempts(queue_row, position);
+    ",
 ];
 
 /// Brings the schema to the newest version, one transaction per migration.

@@ -390,3 +390,98 @@ async fn queued_message_commits_with_local_copies_and_keeps_its_blob() {
     assert_eq!(s.queue_content("Q2").unwrap().unwrap(), b"remote only");
     assert_eq!(s.queue_content("nope").unwrap(), None);
 }
+
+/// The queue's life: due recipients, attempts recorded per recipient, deferral, retry now,
+/// hold, failure, removal with the blob.
+#[tokio::test]
+async fn queue_attempts_deferrals_hold_and_removal() {
+    use facteur_store::{Attempt, AttemptOutcome, QueuedMessage, QueuedRecipient};
+    let t = temp_store("queue-life", 16);
+    let s = &t.store;
+    let queued = QueuedMessage {
+        queue_id: "Q1".into(),
+        sender: "a@example.com".into(),
+        recipients: vec![
+            QueuedRecipient {
+                address: "x@remote.example".into(),
+                ..Default::default()
+            },
+            QueuedRecipient {
+                address: "y@remote.example".into(),
+                ..Default::default()
+            },
+        ],
+        ..Default::default()
+    };
+    s.deliver_and_queue(
+        message(s, b"to the world, a file blob"),
+        vec![],
+        Some(queued),
+    )
+    .await
+    .unwrap();
+    let now = i64::MAX / 2;
+    let due = s.queue_due(now, 10).unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].due.len(), 2);
+    let done = s
+        .queue_record(
+            "Q1",
+            &[
+                Attempt {
+                    position: 0,
+                    host: "mx.remote.example [192.0.2.1]".into(),
+                    reply: "250 2.0.0 ok".into(),
+                    outcome: AttemptOutcome::Sent,
+                },
+                Attempt {
+                    position: 1,
+                    host: "mx.remote.example [192.0.2.1]".into(),
+                    reply: "450 4.7.0 greylisted".into(),
+                    outcome: AttemptOutcome::Deferred {
+                        next_attempt: now + 1000,
+                    },
+                },
+            ],
+        )
+        .unwrap();
+    assert!(!done);
+    assert!(
+        s.queue_due(now, 10).unwrap().is_empty(),
+        "deferred until later"
+    );
+    assert_eq!(s.queue_retry_now(Some("Q1")).unwrap(), 1);
+    let due = s.queue_due(i64::MAX / 2 + 2000, 10).unwrap();
+    assert_eq!(due[0].due.len(), 1);
+    assert_eq!(due[0].due[0].address, "y@remote.example");
+    assert_eq!(due[0].due[0].attempts, 1);
+    assert!(s.queue_hold("Q1", true).unwrap());
+    assert!(s.queue_due(now + 2000, 10).unwrap().is_empty(), "held");
+    assert!(s.queue_hold("Q1", false).unwrap());
+    let done = s
+        .queue_record(
+            "Q1",
+            &[Attempt {
+                position: 1,
+                host: "mx.remote.example [192.0.2.1]".into(),
+                reply: "550 5.1.1 no such user".into(),
+                outcome: AttemptOutcome::Failed,
+            }],
+        )
+        .unwrap();
+    assert!(done);
+    let attempts = s.queue_attempts("Q1").unwrap();
+    assert_eq!(attempts.len(), 3);
+    assert_eq!(attempts[2].reply, "550 5.1.1 no such user");
+    let states: Vec<String> = s.queue_entries().unwrap()[0]
+        .states
+        .iter()
+        .map(|r| r.state.clone())
+        .collect();
+    assert_eq!(states, ["sent", "failed"]);
+    assert!(s.queue_remove("Q1").unwrap());
+    assert!(!s.queue_remove("Q1").unwrap());
+    let report = s.check().unwrap();
+    assert!(report.is_consistent(), "{report:?}");
+    assert_eq!(report.blobs, 0, "the blob went with the message");
+}
