@@ -55,7 +55,68 @@ pub struct Config {
     pub directory: DirectoryOptions,
     /// OAuth 2.0 bearer tokens for XOAUTH2 and OAUTHBEARER (RFC 7628). Absent: not offered.
     pub oauth: Option<OAuth>,
+    pub queue: Queue,
     pub store: StoreOptions,
+}
+
+/// Outbound delivery: how queued mail leaves.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Queue {
+    /// Waits between attempts, in seconds; the last one repeats (Postfix-like: minutes at
+    /// first, then hours).
+    pub retry_secs: Vec<u64>,
+    /// Give up and bounce after this many hours (Postfix `maximal_queue_lifetime`: 5 days).
+    pub max_age_hours: u64,
+    /// Send a delay notice to the sender after this many hours (RFC 3464 `delayed`; 0: never).
+    pub delay_warning_hours: u64,
+    /// Messages being delivered at once.
+    pub max_parallel: usize,
+    /// Seconds between looks at the queue when nothing wakes it.
+    pub scan_secs: u64,
+    /// Send everything through this relay (for connections whose port 25 is blocked).
+    pub smarthost: Option<Smarthost>,
+    /// Per destination domain, a fixed `host:port` instead of the MX lookup (Postfix
+    /// `transport_maps` with `smtp:[host]:port`).
+    pub transports: std::collections::BTreeMap<String, String>,
+}
+
+/// A relay all outbound mail goes through.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Smarthost {
+    /// `host:port`, e.g. `smtp.sendgrid.net:587`.
+    pub host: String,
+    /// `starttls` (587) or `implicit` (465); the certificate is always verified.
+    #[serde(default = "default_smarthost_tls")]
+    pub tls: String,
+    /// Account at the relay; empty: no AUTH.
+    #[serde(default)]
+    pub username: String,
+    /// File holding the password (one line), readable by the service user only.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// Extra root certificate (PEM) to trust for the relay, e.g. a private relay's own CA.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+}
+
+fn default_smarthost_tls() -> String {
+    "starttls".into()
+}
+
+impl Default for Queue {
+    fn default() -> Self {
+        Queue {
+            retry_secs: vec![300, 900, 1800, 3600, 7200, 14400],
+            max_age_hours: 120,
+            delay_warning_hours: 4,
+            max_parallel: 32,
+            scan_secs: 30,
+            smarthost: None,
+            transports: Default::default(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -389,6 +450,7 @@ impl Default for Config {
             autoconfig: Autoconfig::default(),
             directory: DirectoryOptions::default(),
             oauth: None,
+            queue: Queue::default(),
             store: StoreOptions::default(),
         }
     }

@@ -2,9 +2,10 @@
 //! and RFC 5322 §3.3 dates.
 
 use facteur_smtp_session::TlsInfo;
+pub use facteur_model::calendar::rfc5322_date;
+pub use facteur_model::queue_id;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 pub struct Trace<'a> {
     pub helo: &'a str,
@@ -54,52 +55,10 @@ pub fn received(t: &Trace<'_>) -> String {
     h
 }
 
-/// A unique, time-ordered id for one accepted message.
-pub fn queue_id() -> String {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let micros = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros())
-        .unwrap_or(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed) & 0xffff;
-    format!("{:X}{:04X}", micros, n)
-}
-
-/// `Mon, 23 Nov 2026 05:41:11 +0000` (RFC 5322 §3.3), in UTC.
-pub fn rfc5322_date(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0) as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, d) = facteur_model::calendar::civil_from_days(days);
-    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    format!(
-        "{}, {d} {} {y} {:02}:{:02}:{:02} +0000",
-        WEEKDAYS[days.rem_euclid(7) as usize],
-        MONTHS[(m - 1) as usize],
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn dates() {
-        assert_eq!(rfc5322_date(UNIX_EPOCH), "Thu, 1 Jan 1970 00:00:00 +0000");
-        let t = UNIX_EPOCH + Duration::from_secs(1_795_412_471);
-        assert_eq!(rfc5322_date(t), "Mon, 23 Nov 2026 05:41:11 +0000");
-        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400);
-        assert_eq!(rfc5322_date(leap), "Tue, 29 Feb 2000 00:00:00 +0000");
-    }
+    use std::time::UNIX_EPOCH;
 
     #[test]
     fn received_header_names_tls_and_single_recipient() {
@@ -129,6 +88,7 @@ mod tests {
 #[cfg(test)]
 mod private {
     use super::*;
+    use std::time::UNIX_EPOCH;
 
     #[test]
     fn submission_received_header_keeps_the_client_private() {
