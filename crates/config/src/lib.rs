@@ -56,7 +56,49 @@ pub struct Config {
     /// OAuth 2.0 bearer tokens for XOAUTH2 and OAUTHBEARER (RFC 7628). Absent: not offered.
     pub oauth: Option<OAuth>,
     pub queue: Queue,
+    /// How outbound delivery looks up MX, A/AAAA and TXT records.
+    pub dns: Dns,
     pub store: StoreOptions,
+}
+
+/// `[dns]`: the resolver outbound delivery asks (MX, A/AAAA, TXT).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Dns {
+    /// Recursive name servers to ask, `"ip:port"` (`"ip"` alone means port 53), in order.
+    /// Empty: those of `/etc/resolv.conf`.
+    #[serde(deserialize_with = "nameservers")]
+    pub nameservers: Vec<SocketAddr>,
+    /// Seconds to wait for one answer before asking again or giving up.
+    pub timeout_secs: u64,
+    /// Tries per name server before a lookup fails temporarily.
+    pub attempts: u32,
+}
+
+impl Default for Dns {
+    fn default() -> Self {
+        Dns {
+            nameservers: Vec::new(),
+            timeout_secs: 5,
+            attempts: 2,
+        }
+    }
+}
+
+/// `["ip:port", "ip", ...]`: a bare address means the DNS port, 53 (RFC 1035 §4.2).
+fn nameservers<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SocketAddr>, D::Error> {
+    Vec::<String>::deserialize(d)?
+        .iter()
+        .map(|raw| {
+            raw.parse::<SocketAddr>()
+                .or_else(|_| raw.parse::<std::net::IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+                .map_err(|_| {
+                    serde::de::Error::custom(format!(
+                        "`{raw}` is not an address like \"127.0.0.1:53\", \"[::1]:53\" or \"127.0.0.1\""
+                    ))
+                })
+        })
+        .collect()
 }
 
 /// Outbound delivery: how queued mail leaves.
@@ -74,6 +116,9 @@ pub struct Queue {
     pub max_parallel: usize,
     /// Seconds between looks at the queue when nothing wakes it.
     pub scan_secs: u64,
+    /// The port of MX hosts (Postfix `smtp_tcp_port`): 25; another only for tests and
+    /// private networks.
+    pub smtp_port: u16,
     /// Send everything through this relay (for connections whose port 25 is blocked).
     pub smarthost: Option<Smarthost>,
     /// Per destination domain, a fixed `host:port` instead of the MX lookup (Postfix
@@ -113,6 +158,7 @@ impl Default for Queue {
             delay_warning_hours: 4,
             max_parallel: 32,
             scan_secs: 30,
+            smtp_port: 25,
             smarthost: None,
             transports: Default::default(),
         }
@@ -451,6 +497,7 @@ impl Default for Config {
             directory: DirectoryOptions::default(),
             oauth: None,
             queue: Queue::default(),
+            dns: Dns::default(),
             store: StoreOptions::default(),
         }
     }
@@ -604,6 +651,12 @@ impl Config {
             }
         }
         self.validate_tls()?;
+        if self.dns.timeout_secs < 1 {
+            return Err("key `dns.timeout_secs`: must be at least 1".into());
+        }
+        if self.dns.attempts < 1 {
+            return Err("key `dns.attempts`: must be at least 1".into());
+        }
         if self.store.group_commit_max < 1 {
             return Err("key `store.group_commit_max`: must be at least 1".into());
         }
@@ -846,6 +899,31 @@ mod tests {
         assert!(err.contains("`acme.hostnames`"), "{err}");
         let err = Config::parse("[acme]\nchallenge = \"dns-01\"\n").unwrap_err();
         assert!(err.contains("dns-01"), "{err}");
+    }
+
+    #[test]
+    fn dns_section() {
+        let c = Config::parse("").unwrap();
+        assert!(c.dns.nameservers.is_empty());
+        assert_eq!((c.dns.timeout_secs, c.dns.attempts), (5, 2));
+        let c = Config::parse(
+            "[dns]\nnameservers = [\"127.0.0.1:5353\", \"[::1]:53\", \"192.0.2.1\"]\ntimeout_secs = 1\nattempts = 3\n",
+        )
+        .unwrap();
+        let ns: Vec<String> = c.dns.nameservers.iter().map(|a| a.to_string()).collect();
+        assert_eq!(ns, ["127.0.0.1:5353", "[::1]:53", "192.0.2.1:53"]);
+        assert_eq!((c.dns.timeout_secs, c.dns.attempts), (1, 3));
+        let again = Config::parse(&c.to_toml()).unwrap();
+        assert_eq!(again.dns.nameservers, c.dns.nameservers);
+        let err = Config::parse("[dns]\nnameservers = [\"ns1.example.com\"]\n").unwrap_err();
+        assert!(
+            err.starts_with("line 2") && err.contains("ns1.example.com"),
+            "{err}"
+        );
+        let err = Config::parse("[dns]\ntimeout_secs = 0\n").unwrap_err();
+        assert!(err.contains("`dns.timeout_secs`"), "{err}");
+        let err = Config::parse("[dns]\nattempts = 0\n").unwrap_err();
+        assert!(err.contains("`dns.attempts`"), "{err}");
     }
 
     #[test]

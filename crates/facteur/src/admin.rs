@@ -105,8 +105,21 @@ pub enum TlsCommand {
     Status,
 }
 
+#[derive(clap::Args)]
+pub struct ExplainArgs {
+    /// The reply, as the queue or the bounce shows it: `"550 5.7.26 Unauthenticated email…"`,
+    /// `5.1.1`, `421`, `"connection refused"`. Several words are joined; without any, the reply
+    /// (several lines allowed) is read from standard input.
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "REPLY"
+    )]
+    reply: Vec<String>,
+}
+
 /// Hands the data directory back to the service user when dropped.
-struct Handback<'a>(&'a Config);
+pub(crate) struct Handback<'a>(&'a Config);
 
 impl Drop for Handback<'_> {
     fn drop(&mut self) {
@@ -116,7 +129,7 @@ impl Drop for Handback<'_> {
     }
 }
 
-fn open(config: &Config) -> anyhow::Result<(Directory, Handback<'_>)> {
+pub(crate) fn open(config: &Config) -> anyhow::Result<(Directory, Handback<'_>)> {
     crate::serve::give_data_dir(config)?;
     let handback = Handback(config);
     let store = Store::open(StoreOptions {
@@ -361,6 +374,19 @@ pub fn tls(config: &Config, cmd: TlsCommand) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+pub fn explain(args: ExplainArgs) -> anyhow::Result<ExitCode> {
+    let reply = if args.reply.is_empty() {
+        if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+            bail!("give the reply to explain, e.g. facteur explain \"550 5.1.1 User unknown\"");
+        }
+        std::io::read_to_string(std::io::stdin()).context("reading the reply")?
+    } else {
+        args.reply.join(" ")
+    };
+    print!("{}", facteur_queue::explain::explain(&reply).to_text());
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The password from stdin's first line, or a new random one.

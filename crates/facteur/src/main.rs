@@ -6,6 +6,7 @@
 mod admin;
 mod jwks;
 mod privileges;
+mod queue_cli;
 mod serve;
 mod tls;
 
@@ -48,6 +49,12 @@ enum Command {
     /// Certificates: what is served, until when.
     #[command(subcommand)]
     Tls(admin::TlsCommand),
+    /// The outbound queue: list, show, retry, hold, release, delete, bounce.
+    #[command(subcommand)]
+    Queue(queue_cli::QueueCommand),
+    /// Explain a remote server's reply (from the queue or a bounce) in plain English: what it
+    /// means, whose side the problem is on, whether it is retried, and the likely fix.
+    Explain(admin::ExplainArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -79,6 +86,8 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Mailbox(c) => admin::mailbox(&config, c),
         Command::Store(c) => admin::store(&config, c),
         Command::Tls(c) => admin::tls(&config, c),
+        Command::Explain(a) => admin::explain(a),
+        Command::Queue(c) => queue_cli::queue(&config, c),
     }
     .with_context(|| match &cli.config {
         Some(p) => format!("with configuration {}", p.display()),

@@ -24,6 +24,28 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
     })?;
     // Certificates and ports first: both may need root.
     let tls = crate::tls::load(&config)?;
+    // The relay password is read before privileges go (the file may be root's only).
+    let smarthost_password = match config
+        .queue
+        .smarthost
+        .as_ref()
+        .and_then(|s| s.password_file.as_ref())
+    {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| {
+                    format!(
+                        "key `queue.smarthost.password_file`: cannot read {}",
+                        path.display()
+                    )
+                })?
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string(),
+        ),
+        None => None,
+    };
     let mut listeners = Vec::new();
     let roles = [
         (Role::Smtp, &config.listen.smtp),
@@ -108,6 +130,36 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
     runtime.block_on(async move {
         let shutdown = Shutdown::new();
         tls.spawn()?;
+        let resolver = facteur_dns::Resolver::new(&facteur_dns::ResolverOptions {
+            nameservers: config.dns.nameservers.clone(),
+            timeout: Duration::from_secs(config.dns.timeout_secs),
+            attempts: config.dns.attempts,
+        })
+        .context("key `dns`")?;
+        let route = facteur_queue::route::Route::from_config(
+            &config.queue,
+            smarthost_password,
+            Some(resolver),
+        )
+        .map_err(anyhow::Error::msg)?;
+        let queue_wake = Arc::new(tokio::sync::Notify::new());
+        let outbound = Arc::new(facteur_queue::service::Service {
+            store: store.clone(),
+            directory: directory.clone(),
+            hostname: config.hostname.clone(),
+            options: config.queue.clone(),
+            client: facteur_queue::client::Settings {
+                helo: config.hostname.clone(),
+                tls: facteur_queue::client::TlsMode::Opportunistic,
+                verified: facteur_queue::client::verified_tls(None).map_err(anyhow::Error::msg)?,
+                opportunistic: facteur_queue::client::opportunistic_tls(),
+                timeouts: Default::default(),
+            },
+            route,
+            wake: queue_wake.clone(),
+            shutdown: shutdown.clone(),
+        });
+        let queue_task = tokio::spawn(outbound.run());
         if let Some(uri) = jwks_url {
             tokio::spawn(crate::jwks::refresh(directory.clone(), uri));
         }
@@ -150,6 +202,7 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
                     hostname: config.hostname.clone(),
                     settings: config.smtp.clone(),
                     submission: config.submission.clone(),
+                    queued: Some(queue_wake.clone()),
                     directory: directory.clone(),
                     store: store.clone(),
                     tls: Some(tls.acceptor.clone()),
@@ -202,6 +255,7 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
         for t in tasks {
             let _ = t.await;
         }
+        let _ = queue_task.await;
         let grace = Duration::from_secs(config.shutdown_grace_secs);
         if tokio::time::timeout(grace, shutdown.drained())
             .await

@@ -166,6 +166,19 @@ impl SpecialUse {
     }
 }
 
+/// A unique, time-ordered id for one accepted message (the queue id in logs and replies):
+/// microseconds since 1970 and a per-process counter, in hex.
+pub fn queue_id() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let micros = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros())
+        .unwrap_or(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed) & 0xffff;
+    format!("{:X}{:04X}", micros, n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,17 +213,4 @@ mod tests {
             assert!(Address::parse(bad).is_none(), "{bad:?}");
         }
     }
-}
-
-/// A unique, time-ordered id for one accepted message (the queue id in logs and replies):
-/// microseconds since 1970 and a per-process counter, in hex.
-pub fn queue_id() -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let micros = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros())
-        .unwrap_or(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed) & 0xffff;
-    format!("{:X}{:04X}", micros, n)
 }

@@ -3,4 +3,9 @@
 //! reply (`explain`).
 #![forbid(unsafe_code)]
 
+pub mod client;
+pub mod dsn;
 pub mod explain;
+pub mod route;
+pub mod service;
+pub mod submit;

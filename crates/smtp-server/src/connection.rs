@@ -515,6 +515,11 @@ impl Connection<'_> {
             for to in &queued {
                 tracing::info!(%queue_id, to = %format!("<{to}>"), "queued for remote delivery");
             }
+            if !queued.is_empty()
+                && let Some(wake) = &self.ctx.queued
+            {
+                wake.notify_one();
+            }
         }
         let to: Vec<String> = envelope
             .recipients

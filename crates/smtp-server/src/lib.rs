@@ -59,6 +59,8 @@ pub struct Context {
     pub store: Store,
     pub tls: Option<tokio_rustls::TlsAcceptor>,
     pub shutdown: Shutdown,
+    /// Woken when a message is queued for remote recipients, so it leaves at once.
+    pub queued: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl Context {

@@ -1,9 +1,9 @@
 //! Trace information: the Received header (RFC 5321 §4.4, RFC 3848 protocol names), queue ids
 //! and RFC 5322 §3.3 dates.
 
-use facteur_smtp_session::TlsInfo;
 pub use facteur_model::calendar::rfc5322_date;
 pub use facteur_model::queue_id;
+use facteur_smtp_session::TlsInfo;
 use std::net::IpAddr;
 use std::time::SystemTime;
 

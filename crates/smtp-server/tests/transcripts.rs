@@ -129,6 +129,7 @@ async fn start_with(name: &str, settings: facteur_config::Smtp) -> TestServer {
             store: store.clone(),
             tls: Some(tls.acceptor.clone()),
             shutdown: shutdown.clone(),
+            queued: None,
         });
         tokio::spawn(facteur_smtp_server::serve(listener, ctx));
     }

@@ -11,6 +11,7 @@
 //!   selection, store assertions), which panics on what it does not know.
 #![forbid(unsafe_code)]
 
+pub mod dns;
 pub mod pebble;
 
 use std::net::SocketAddr;

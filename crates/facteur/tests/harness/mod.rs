@@ -40,6 +40,9 @@ pub struct Ports {
     pub submission: Option<u16>,
     pub submissions: Option<u16>,
     pub http: Option<u16>,
+    /// The loopback address every role of the site listens on (127.0.0.1 unless a test
+    /// needs several machines: 127.0.0.2, 127.0.0.3, ...).
+    pub ip: [u8; 4],
 }
 
 impl Ports {
@@ -53,6 +56,7 @@ impl Ports {
             submission: None,
             submissions: None,
             http: None,
+            ip: [127, 0, 0, 1],
         }
     }
 
@@ -147,8 +151,9 @@ impl Site {
     }
 
     fn write_config(&self) {
+        let ip = std::net::Ipv4Addr::from(self.ports.ip);
         let role = |p: Option<u16>| match p {
-            Some(p) => format!("[\"127.0.0.1:{p}\"]"),
+            Some(p) => format!("[\"{ip}:{p}\"]"),
             None => "[]".to_string(),
         };
         // A grace period long enough for the tests' messages in flight, unless `top` sets one.
@@ -262,7 +267,7 @@ impl Site {
             };
             let deadline = Instant::now() + START_TIMEOUT;
             while Instant::now() < deadline && server.try_exit().is_none() {
-                if greets(port, prefix) {
+                if greets_at(self.ports.ip, port, prefix) {
                     return server;
                 }
                 std::thread::sleep(Duration::from_millis(25));
@@ -406,7 +411,11 @@ pub fn header(text: &str, name: &str) -> Option<String> {
 
 /// True when something listens on `port` and its first line starts with `prefix`.
 pub fn greets(port: u16, prefix: &str) -> bool {
-    let Ok(stream) = TcpStream::connect(("127.0.0.1", port)) else {
+    greets_at([127, 0, 0, 1], port, prefix)
+}
+
+pub fn greets_at(ip: [u8; 4], port: u16, prefix: &str) -> bool {
+    let Ok(stream) = TcpStream::connect((std::net::Ipv4Addr::from(ip), port)) else {
         return false;
     };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
@@ -579,7 +588,11 @@ pub struct Client {
 
 impl Client {
     pub fn connect(port: u16) -> std::io::Result<Client> {
-        let stream = TcpStream::connect(("127.0.0.1", port))?;
+        Client::connect_at([127, 0, 0, 1], port)
+    }
+
+    pub fn connect_at(ip: [u8; 4], port: u16) -> std::io::Result<Client> {
+        let stream = TcpStream::connect((std::net::Ipv4Addr::from(ip), port))?;
         stream.set_read_timeout(Some(IO_TIMEOUT))?;
         stream.set_write_timeout(Some(IO_TIMEOUT))?;
         stream.set_nodelay(true)?;

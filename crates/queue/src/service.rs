@@ -1,0 +1,455 @@
+//! The queue's service: takes due recipients, routes them (smarthost, per-domain transport, or
+//! MX lookup, RFC 5321 §5.1), hands them over with the SMTP client, records every attempt, and
+//! retries, bounces or delays as the replies say.
+//!
+//! Invariants: a recipient is marked `sent` only after the remote `250` for its message, and
+//! never tried again afterwards (each message delivered at most once per remote 250); a 4xx,
+//! a network error or a DNS failure defers it on the `queue.retry_secs` schedule; a 5xx, a
+//! domain that does not exist, a null MX or the end of `queue.max_age_hours` fails it, and the
+//! sender gets one DSN for the recipients that failed together, never when the sender is null.
+//! One message is worked on by one task at a time.
+
+use crate::client::{Connection, Envelope, Failure, RecipientParams, Settings};
+use crate::dsn;
+use crate::route::{Route, RouteError, Target};
+use facteur_store::{Attempt, AttemptOutcome, DueMessage, DueRecipient, Store};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{Notify, Semaphore};
+
+/// Everything the service needs.
+pub struct Service {
+    pub store: Store,
+    pub directory: facteur_directory::Directory,
+    pub hostname: String,
+    pub options: facteur_config::Queue,
+    pub client: Settings,
+    pub route: Route,
+    /// Wakes the service before its next scan (a message was queued, `queue retry`).
+    pub wake: Arc<Notify>,
+    pub shutdown: facteur_net::Shutdown,
+}
+
+impl Service {
+    /// Works through the queue until shutdown.
+    pub async fn run(self: Arc<Self>) {
+        let slots = Arc::new(Semaphore::new(self.options.max_parallel.max(1)));
+        let busy: Arc<Mutex<HashSet<String>>> = Arc::default();
+        loop {
+            let now = now();
+            let due = match self
+                .store
+                .queue_due(now, self.options.max_parallel.max(1) * 4)
+            {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the queue");
+                    Vec::new()
+                }
+            };
+            for message in due {
+                if !busy
+                    .lock()
+                    .expect("busy set")
+                    .insert(message.queue_id.clone())
+                {
+                    continue;
+                }
+                let Ok(slot) = slots.clone().acquire_owned().await else {
+                    return;
+                };
+                let (me, busy) = (self.clone(), busy.clone());
+                tokio::spawn(async move {
+                    let id = message.queue_id.clone();
+                    me.deliver(message).await;
+                    busy.lock().expect("busy set").remove(&id);
+                    drop(slot);
+                    // What was deferred or finished may let the next scan find more.
+                });
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(self.options.scan_secs.max(1))) => {}
+                _ = self.wake.notified() => {}
+                _ = self.shutdown.triggered() => return,
+            }
+        }
+    }
+
+    /// One message: its due recipients, grouped by destination domain.
+    async fn deliver(&self, m: DueMessage) {
+        let content = match self.store.queue_content(&m.queue_id) {
+            Ok(Some(c)) => c,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::error!(queue_id = %m.queue_id, error = %e, "cannot read the queued message");
+                return;
+            }
+        };
+        let mut by_domain: BTreeMap<String, Vec<&DueRecipient>> = BTreeMap::new();
+        for r in &m.due {
+            let domain = r
+                .address
+                .rsplit_once('@')
+                .map_or("", |(_, d)| d)
+                .to_ascii_lowercase();
+            by_domain.entry(domain).or_default().push(r);
+        }
+        let mut attempts = Vec::new();
+        let mut failed: Vec<(Attempt, &DueRecipient)> = Vec::new();
+        for (domain, rcpts) in by_domain {
+            for (attempt, rcpt) in self.deliver_domain(&m, &domain, &rcpts, &content).await {
+                let to = &rcpt.address;
+                match attempt.outcome {
+                    AttemptOutcome::Sent => {
+                        tracing::info!(queue_id = %m.queue_id, to = %format!("<{to}>"),
+                        relay = %attempt.host, reply = %attempt.reply, "sent")
+                    }
+                    AttemptOutcome::Deferred { next_attempt } => {
+                        tracing::info!(queue_id = %m.queue_id,
+                        to = %format!("<{to}>"), relay = %attempt.host, reply = %attempt.reply,
+                        retry_in_secs = next_attempt - now(), "deferred")
+                    }
+                    AttemptOutcome::Failed => {
+                        tracing::warn!(queue_id = %m.queue_id, to = %format!("<{to}>"),
+                        relay = %attempt.host, reply = %attempt.reply, "bounced")
+                    }
+                }
+                if attempt.outcome == AttemptOutcome::Failed {
+                    failed.push((attempt.clone(), rcpt));
+                }
+                attempts.push(attempt);
+            }
+        }
+        let done = match self.store.queue_record(&m.queue_id, &attempts) {
+            Ok(done) => done,
+            Err(e) => {
+                tracing::error!(queue_id = %m.queue_id, error = %e, "cannot record the attempts");
+                return;
+            }
+        };
+        if !failed.is_empty() {
+            self.bounce(&m, &failed, &content).await;
+        }
+        if done {
+            match self.store.queue_remove(&m.queue_id) {
+                Ok(_) => tracing::info!(queue_id = %m.queue_id, "removed from the queue"),
+                Err(e) => tracing::error!(queue_id = %m.queue_id, error = %e, "cannot remove"),
+            }
+        }
+    }
+
+    /// Tries the destination's hosts in order until one answers for the recipients.
+    async fn deliver_domain<'a>(
+        &self,
+        m: &DueMessage,
+        domain: &str,
+        rcpts: &[&'a DueRecipient],
+        content: &[u8],
+    ) -> Vec<(Attempt, &'a DueRecipient)> {
+        let all = |host: &str, reply: &str, outcome: AttemptOutcome| {
+            rcpts
+                .iter()
+                .map(|r| {
+                    (
+                        Attempt {
+                            position: r.position,
+                            host: host.to_string(),
+                            reply: reply.to_string(),
+                            outcome: outcome.clone(),
+                        },
+                        *r,
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        let targets = match self.route.targets(domain).await {
+            Ok(t) => t,
+            Err(RouteError::Permanent(why)) => return all("-", &why, AttemptOutcome::Failed),
+            Err(RouteError::Temporary(why)) => {
+                return rcpts
+                    .iter()
+                    .map(|r| (self.deferral(m, r, "-", &why), *r))
+                    .collect();
+            }
+        };
+        let mut last = Failure {
+            reply: None,
+            message: format!("no host to try for {domain}"),
+            permanent: false,
+        };
+        for target in &targets {
+            match self.try_target(m, target, rcpts, content).await {
+                Ok(results) => return results,
+                Err(f) => {
+                    tracing::info!(queue_id = %m.queue_id, host = %target.name, addr = %target.addr, reason = %f, "host failed; trying the next one");
+                    last = f;
+                }
+            }
+        }
+        let host = targets.last().map_or("-".to_string(), |t| t.shown());
+        rcpts
+            .iter()
+            .map(|r| (self.deferral(m, r, &host, &last.to_string()), *r))
+            .collect()
+    }
+
+    /// One host: the whole transaction. Err when the host could not take a decision (connection,
+    /// greeting, TLS, a 4xx to MAIL): the next host is tried.
+    async fn try_target<'a>(
+        &self,
+        m: &DueMessage,
+        target: &Target,
+        rcpts: &[&'a DueRecipient],
+        content: &[u8],
+    ) -> Result<Vec<(Attempt, &'a DueRecipient)>, Failure> {
+        let mut settings = self.client.clone();
+        settings.tls = target.tls;
+        if let Some(config) = &target.verified {
+            settings.verified = config.clone();
+        }
+        let mut conn = Connection::open(target.addr, &target.name, &settings).await?;
+        if let Some((user, password)) = &target.auth {
+            conn.authenticate(user, password).await?;
+        }
+        let params: Vec<RecipientParams<'_>> = rcpts
+            .iter()
+            .map(|r| RecipientParams {
+                address: &r.address,
+                notify: &r.notify,
+                orcpt: r.orcpt.as_deref(),
+            })
+            .collect();
+        let env = Envelope {
+            from: &m.message.sender,
+            recipients: &params,
+            envid: m.message.envid.as_deref(),
+            ret_full: m.message.ret_full,
+            eight_bit: m.message.body_8bit,
+            smtputf8: m.message.smtputf8,
+        };
+        let host = conn.peer.clone();
+        let sent = match conn.send(&env, content).await {
+            Ok(s) => s,
+            Err(f) if f.permanent => {
+                // A 5xx to MAIL (or a size/SMTPUTF8 impossibility): final for every recipient.
+                return Ok(rcpts
+                    .iter()
+                    .map(|r| {
+                        (
+                            Attempt {
+                                position: r.position,
+                                host: host.clone(),
+                                reply: f.to_string(),
+                                outcome: AttemptOutcome::Failed,
+                            },
+                            *r,
+                        )
+                    })
+                    .collect());
+            }
+            Err(f) => return Err(f),
+        };
+        conn.quit().await;
+        let mut out = Vec::with_capacity(rcpts.len());
+        for (r, rcpt_reply) in rcpts.iter().zip(&sent.rcpt) {
+            let (reply, outcome) = match (rcpt_reply, &sent.data) {
+                (Err(refusal), _) if refusal.is_permanent() => {
+                    (refusal.to_string(), AttemptOutcome::Failed)
+                }
+                (Err(refusal), _) => {
+                    let d = self.deferral(m, r, &host, &refusal.to_string());
+                    out.push((d, *r));
+                    continue;
+                }
+                (Ok(_), Some(data)) if data.is_positive() => {
+                    (data.to_string(), AttemptOutcome::Sent)
+                }
+                (Ok(_), Some(data)) if data.is_permanent() => {
+                    (data.to_string(), AttemptOutcome::Failed)
+                }
+                (Ok(_), Some(data)) => {
+                    let d = self.deferral(m, r, &host, &data.to_string());
+                    out.push((d, *r));
+                    continue;
+                }
+                (Ok(_), None) => {
+                    let d = self.deferral(m, r, &host, "no reply to the message data");
+                    out.push((d, *r));
+                    continue;
+                }
+            };
+            out.push((
+                Attempt {
+                    position: r.position,
+                    host: host.clone(),
+                    reply,
+                    outcome,
+                },
+                *r,
+            ));
+        }
+        Ok(out)
+    }
+
+    /// A temporary failure: the next attempt on the schedule, or failure once the message is
+    /// older than `max_age_hours`.
+    fn deferral(&self, m: &DueMessage, r: &DueRecipient, host: &str, reply: &str) -> Attempt {
+        let schedule = &self.options.retry_secs;
+        let wait = schedule
+            .get(r.attempts as usize)
+            .or(schedule.last())
+            .copied()
+            .unwrap_or(300) as i64;
+        let next = now() + wait;
+        let expired = next > m.created + self.options.max_age_hours as i64 * 3600;
+        Attempt {
+            position: r.position,
+            host: host.to_string(),
+            reply: if expired {
+                format!(
+                    "{reply} (gave up: in the queue for more than {} hours)",
+                    self.options.max_age_hours
+                )
+            } else {
+                reply.to_string()
+            },
+            outcome: if expired {
+                AttemptOutcome::Failed
+            } else {
+                AttemptOutcome::Deferred { next_attempt: next }
+            },
+        }
+    }
+
+    async fn bounce(&self, m: &DueMessage, failed: &[(Attempt, &DueRecipient)], content: &[u8]) {
+        send_dsn(
+            &self.store,
+            &self.directory,
+            &self.hostname,
+            m,
+            failed,
+            content,
+        )
+        .await;
+    }
+}
+
+/// One DSN to the sender for these failed recipients (RFC 3464), unless the sender is null
+/// (RFC 5321 §6.1: no bounce of a bounce) or they asked for none (NOTIFY=NEVER, or NOTIFY
+/// without FAILURE, RFC 3461 §4.1).
+pub async fn send_dsn(
+    store: &Store,
+    directory: &facteur_directory::Directory,
+    hostname: &str,
+    m: &DueMessage,
+    failed: &[(Attempt, &DueRecipient)],
+    content: &[u8],
+) {
+    let sender = &m.message.sender;
+    if sender.is_empty() {
+        return;
+    }
+    let wanted: Vec<&(Attempt, &DueRecipient)> = failed
+        .iter()
+        .filter(|(_, r)| r.notify.is_empty() || r.notify.iter().any(|n| n == "FAILURE"))
+        .collect();
+    if wanted.is_empty() {
+        return;
+    }
+    let reports: Vec<dsn::RecipientReport<'_>> = wanted
+        .iter()
+        .map(|(a, r)| dsn::RecipientReport {
+            address: &r.address,
+            orcpt: r.orcpt.as_deref(),
+            action: "failed",
+            remote_mta: (a.host != "-").then_some(a.host.as_str()),
+            diagnostic: &a.reply,
+        })
+        .collect();
+    let queue_id = facteur_model::queue_id();
+    let date = facteur_model::calendar::rfc5322_date(std::time::SystemTime::now());
+    let body = dsn::build(&dsn::Report {
+        hostname,
+        to: sender,
+        queue_id: &m.queue_id,
+        envid: m.message.envid.as_deref(),
+        arrival: &facteur_model::calendar::rfc5322_date(
+            std::time::UNIX_EPOCH + Duration::from_secs(m.created.max(0) as u64),
+        ),
+        date: &date,
+        message_id: &format!("{queue_id}.dsn@{hostname}"),
+        recipients: &reports,
+        original: content,
+        full: m.message.ret_full == Some(true),
+    });
+    match crate::submit::submit(store, directory, hostname, &queue_id, "", sender, &body).await {
+        Ok(()) => {
+            tracing::info!(queue_id = %m.queue_id, dsn = %queue_id, to = %format!("<{sender}>"),
+            recipients = reports.len(), "bounce sent to the sender")
+        }
+        Err(e) => tracing::error!(queue_id = %m.queue_id, to = %format!("<{sender}>"), error = %e,
+            "cannot send the bounce"),
+    }
+}
+
+/// `facteur queue bounce ID`: every waiting recipient fails now with `reason`, the sender gets
+/// a DSN, and the message leaves the queue. False when there is no such message.
+pub async fn bounce_now(
+    store: &Store,
+    directory: &facteur_directory::Directory,
+    hostname: &str,
+    queue_id: &str,
+    reason: &str,
+) -> Result<bool, facteur_store::StoreError> {
+    let Some(entry) = store
+        .queue_entries()?
+        .into_iter()
+        .find(|e| e.message.queue_id == queue_id)
+    else {
+        return Ok(false);
+    };
+    let due: Vec<DueRecipient> = entry
+        .message
+        .recipients
+        .iter()
+        .zip(&entry.states)
+        .enumerate()
+        .filter(|(_, (_, st))| st.state == "queued")
+        .map(|(i, (r, st))| DueRecipient {
+            position: i as u32,
+            address: r.address.clone(),
+            attempts: st.attempts,
+            notify: r.notify.clone(),
+            orcpt: r.orcpt.clone(),
+        })
+        .collect();
+    let attempts: Vec<Attempt> = due
+        .iter()
+        .map(|r| Attempt {
+            position: r.position,
+            host: "-".into(),
+            reply: reason.to_string(),
+            outcome: AttemptOutcome::Failed,
+        })
+        .collect();
+    store.queue_record(queue_id, &attempts)?;
+    let content = store.queue_content(queue_id)?.unwrap_or_default();
+    let m = DueMessage {
+        queue_id: queue_id.to_string(),
+        message: entry.message.clone(),
+        created: entry.created,
+        size: entry.size,
+        due: due.clone(),
+    };
+    let failed: Vec<(Attempt, &DueRecipient)> = attempts.into_iter().zip(&due).collect();
+    send_dsn(store, directory, hostname, &m, &failed, &content).await;
+    store.queue_remove(queue_id)?;
+    Ok(true)
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}

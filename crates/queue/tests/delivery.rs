@@ -1,0 +1,252 @@
+//! The queue service against real SMTP servers on loopback (facteur's own MX role): delivery
+//! with STARTTLS, a 550 5.1.1 turned into a DSN in the sender's INBOX that explains itself, a
+//! receiving side that is down deferred and delivered once it is up, the attempt log.
+
+use facteur_directory::{Directory, Options as DirectoryOptions};
+use facteur_net::{Shutdown, TlsSettings, load_tls};
+use facteur_queue::client::{Settings, Timeouts, TlsMode};
+use facteur_queue::route::Route;
+use facteur_queue::service::Service;
+use facteur_store::{Options as StoreOptions, QueuedMessage, QueuedRecipient, Store};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+struct Site {
+    dir: PathBuf,
+    store: Store,
+    directory: Directory,
+}
+
+impl Drop for Site {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn site(name: &str, domain: &str, users: &[&str]) -> Site {
+    let dir = std::env::temp_dir().join(format!("facteur-queue-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let store = Store::open(StoreOptions {
+        data_dir: dir.clone(),
+        inline_blob_max: 4096,
+        group_commit_max: 16,
+    })
+    .unwrap();
+    let directory = Directory::new(
+        store.clone(),
+        DirectoryOptions {
+            subaddress_separator: "+".into(),
+            default_quota: 0,
+            auth_cache_ttl: Duration::ZERO,
+        },
+    );
+    directory.add_domain(domain).unwrap();
+    for u in users {
+        directory
+            .add_account(&format!("{u}@{domain}"), "secret", None)
+            .unwrap();
+    }
+    Site {
+        dir,
+        store,
+        directory,
+    }
+}
+
+/// facteur's MX role for `site` on `listener`.
+fn mx(site: &Site, listener: tokio::net::TcpListener, shutdown: &Shutdown) {
+    let tls = load_tls(TlsSettings::SelfSigned {
+        hostname: "mx.remote.test",
+        dir: &site.dir.join("tls"),
+    })
+    .unwrap();
+    let ctx = Arc::new(facteur_smtp_server::Context {
+        role: facteur_smtp_server::Role::Smtp,
+        hostname: "mx.remote.test".into(),
+        settings: facteur_config::Smtp::default(),
+        submission: facteur_config::Submission::default(),
+        directory: site.directory.clone(),
+        store: site.store.clone(),
+        tls: Some(tls.acceptor),
+        shutdown: shutdown.clone(),
+        queued: None,
+    });
+    tokio::spawn(facteur_smtp_server::serve(listener, ctx));
+}
+
+fn service(sender: &Site, port: u16, shutdown: &Shutdown) -> Arc<Service> {
+    let mut route = Route::default();
+    route
+        .transports
+        .insert("remote.test".into(), ("127.0.0.1".into(), port));
+    let opportunistic = Arc::new(facteur_testkit::accept_any());
+    Arc::new(Service {
+        store: sender.store.clone(),
+        directory: sender.directory.clone(),
+        hostname: "mx.example.test".into(),
+        options: facteur_config::Queue {
+            retry_secs: vec![1],
+            scan_secs: 1,
+            ..Default::default()
+        },
+        client: Settings {
+            helo: "mx.example.test".into(),
+            tls: TlsMode::Opportunistic,
+            verified: opportunistic.clone(),
+            opportunistic,
+            timeouts: Timeouts {
+                connect: Duration::from_secs(2),
+                ..Timeouts::default()
+            },
+        },
+        route,
+        wake: Arc::default(),
+        shutdown: shutdown.clone(),
+    })
+}
+
+async fn queue(sender: &Site, id: &str, to: &[&str]) {
+    let mut w = sender.store.blob_writer();
+    w.write(
+        format!(
+            "From: alice@example.test\r\nTo: {}\r\nSubject: test {id}\r\nMessage-ID: <{id}@example.test>\r\n\r\nhello\r\n",
+            to.join(", ")
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let blob = w.finish().unwrap();
+    let envelope = facteur_delivery::Envelope {
+        return_path: "alice@example.test",
+        queue_id: id,
+        internal_date: 0,
+        enforce_quota: false,
+    };
+    let outbound = QueuedMessage {
+        queue_id: id.into(),
+        sender: "alice@example.test".into(),
+        recipients: to
+            .iter()
+            .map(|a| QueuedRecipient {
+                address: a.to_string(),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    };
+    facteur_delivery::deliver_and_queue(&sender.store, blob, &envelope, &[], Some(outbound))
+        .await
+        .unwrap();
+}
+
+fn inbox(site: &Site, address: &str) -> Vec<String> {
+    let a = facteur_model::Address::parse(address).unwrap();
+    let account = site
+        .store
+        .account(&a.domain, &a.folded_local())
+        .unwrap()
+        .unwrap();
+    let mb = site.store.mailboxes(account.id).unwrap().remove(0);
+    site.store
+        .messages(mb.id)
+        .unwrap()
+        .iter()
+        .map(|m| {
+            String::from_utf8_lossy(&site.store.message_content(mb.id, m.uid).unwrap()).into_owned()
+        })
+        .collect()
+}
+
+async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivers_over_starttls_and_bounces_unknown_users_with_an_explanation() {
+    let shutdown = Shutdown::new();
+    let sender = site("send", "example.test", &["alice"]);
+    let receiver = site("recv", "remote.test", &["bob"]);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    mx(&receiver, listener, &shutdown);
+    queue(&sender, "Q1", &["bob@remote.test", "nobody@remote.test"]).await;
+    let svc = service(&sender, port, &shutdown);
+    tokio::spawn(svc.clone().run());
+    wait_until("the queue empties", || {
+        sender.store.queue_entries().unwrap().is_empty()
+    })
+    .await;
+    let got = inbox(&receiver, "bob@remote.test");
+    assert_eq!(got.len(), 1);
+    assert!(got[0].contains("Subject: test Q1"), "{}", got[0]);
+    assert!(
+        got[0].contains("with ESMTPS"),
+        "delivered over TLS: {}",
+        got[0]
+    );
+    wait_until("the bounce arrives", || {
+        inbox(&sender, "alice@example.test").len() == 1
+    })
+    .await;
+    let dsn = inbox(&sender, "alice@example.test").remove(0);
+    assert!(dsn.starts_with("Return-Path: <>"), "{dsn}");
+    assert!(dsn.contains("Content-Type: multipart/report; report-type=delivery-status"));
+    assert!(dsn.contains("<nobody@remote.test>:"), "{dsn}");
+    assert!(dsn.contains("Final-Recipient: rfc822; nobody@remote.test"));
+    assert!(dsn.contains("Action: failed"));
+    assert!(dsn.contains("Status: 5.1.1"), "{dsn}");
+    assert!(dsn.contains("Diagnostic-Code: smtp; 550"), "{dsn}");
+    assert!(dsn.contains("What it means:"), "{dsn}");
+    assert!(
+        dsn.contains("Subject: test Q1"),
+        "the original header: {dsn}"
+    );
+    assert!(
+        !dsn.contains("bob@remote.test>:"),
+        "only the failed recipient: {dsn}"
+    );
+    shutdown.trigger();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_is_down_is_retried_and_delivered_when_it_comes_up() {
+    let shutdown = Shutdown::new();
+    let sender = site("retry-send", "example.test", &["alice"]);
+    let receiver = site("retry-recv", "remote.test", &["bob"]);
+    // A port nothing listens on yet.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    queue(&sender, "Q2", &["bob@remote.test"]).await;
+    let svc = service(&sender, port, &shutdown);
+    tokio::spawn(svc.clone().run());
+    wait_until("a failed attempt is recorded", || {
+        !sender.store.queue_attempts("Q2").unwrap().is_empty()
+    })
+    .await;
+    let attempts = sender.store.queue_attempts("Q2").unwrap();
+    assert!(attempts[0].reply.contains("refused"), "{attempts:?}");
+    let entry = sender.store.queue_entries().unwrap().remove(0);
+    assert_eq!(entry.states[0].state, "queued");
+    assert!(entry.states[0].attempts >= 1);
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    mx(&receiver, listener, &shutdown);
+    wait_until("delivered after the retry", || {
+        sender.store.queue_entries().unwrap().is_empty()
+    })
+    .await;
+    assert_eq!(inbox(&receiver, "bob@remote.test").len(), 1);
+    assert!(inbox(&sender, "alice@example.test").is_empty(), "no bounce");
+    shutdown.trigger();
+}
