@@ -28,6 +28,8 @@ pub struct Service {
     pub route: Route,
     /// Wakes the service before its next scan (a message was queued, `queue retry`).
     pub wake: Arc<Notify>,
+    /// Tell the sender once when a recipient has waited this long (0: never).
+    pub delay_warning: Duration,
     pub shutdown: facteur_net::Shutdown,
 }
 
@@ -97,6 +99,7 @@ impl Service {
         }
         let mut attempts = Vec::new();
         let mut failed: Vec<(Attempt, &DueRecipient)> = Vec::new();
+        let mut delayed: Vec<(Attempt, &DueRecipient)> = Vec::new();
         for (domain, rcpts) in by_domain {
             for (attempt, rcpt) in self.deliver_domain(&m, &domain, &rcpts, &content).await {
                 let to = &rcpt.address;
@@ -115,8 +118,17 @@ impl Service {
                         relay = %attempt.host, reply = %attempt.reply, "bounced")
                     }
                 }
-                if attempt.outcome == AttemptOutcome::Failed {
-                    failed.push((attempt.clone(), rcpt));
+                match attempt.outcome {
+                    AttemptOutcome::Failed => failed.push((attempt.clone(), rcpt)),
+                    // RFC 3464 `delayed`: once, when the message has waited long enough.
+                    AttemptOutcome::Deferred { .. }
+                        if !rcpt.delay_notified
+                            && self.delay_warning > Duration::ZERO
+                            && now() >= m.created + self.delay_warning.as_secs() as i64 =>
+                    {
+                        delayed.push((attempt.clone(), rcpt));
+                    }
+                    _ => {}
                 }
                 attempts.push(attempt);
             }
@@ -130,6 +142,22 @@ impl Service {
         };
         if !failed.is_empty() {
             self.bounce(&m, &failed, &content).await;
+        }
+        if !delayed.is_empty() {
+            send_dsn(
+                &self.store,
+                &self.directory,
+                &self.hostname,
+                &m,
+                &delayed,
+                &content,
+                "delayed",
+            )
+            .await;
+            let positions: Vec<u32> = delayed.iter().map(|(_, r)| r.position).collect();
+            if let Err(e) = self.store.queue_delay_notified(&m.queue_id, &positions) {
+                tracing::error!(queue_id = %m.queue_id, error = %e, "cannot record the delay notice");
+            }
         }
         if done {
             match self.store.queue_remove(&m.queue_id) {
@@ -330,6 +358,7 @@ impl Service {
             m,
             failed,
             content,
+            "failed",
         )
         .await;
     }
@@ -345,14 +374,22 @@ pub async fn send_dsn(
     m: &DueMessage,
     failed: &[(Attempt, &DueRecipient)],
     content: &[u8],
+    action: &str,
 ) {
     let sender = &m.message.sender;
     if sender.is_empty() {
         return;
     }
+    // RFC 3461 §4.1: NOTIFY names what the sender wants to hear about; without it, failures
+    // and (as Postfix does) delays.
+    let keyword = if action == "delayed" {
+        "DELAY"
+    } else {
+        "FAILURE"
+    };
     let wanted: Vec<&(Attempt, &DueRecipient)> = failed
         .iter()
-        .filter(|(_, r)| r.notify.is_empty() || r.notify.iter().any(|n| n == "FAILURE"))
+        .filter(|(_, r)| r.notify.is_empty() || r.notify.iter().any(|n| n == keyword))
         .collect();
     if wanted.is_empty() {
         return;
@@ -362,7 +399,7 @@ pub async fn send_dsn(
         .map(|(a, r)| dsn::RecipientReport {
             address: &r.address,
             orcpt: r.orcpt.as_deref(),
-            action: "failed",
+            action,
             remote_mta: (a.host != "-").then_some(a.host.as_str()),
             diagnostic: &a.reply,
         })
@@ -386,7 +423,7 @@ pub async fn send_dsn(
     match crate::submit::submit(store, directory, hostname, &queue_id, "", sender, &body).await {
         Ok(()) => {
             tracing::info!(queue_id = %m.queue_id, dsn = %queue_id, to = %format!("<{sender}>"),
-            recipients = reports.len(), "bounce sent to the sender")
+            recipients = reports.len(), "{}", if action == "delayed" { "delay notice sent to the sender" } else { "bounce sent to the sender" })
         }
         Err(e) => tracing::error!(queue_id = %m.queue_id, to = %format!("<{sender}>"), error = %e,
             "cannot send the bounce"),
@@ -422,6 +459,7 @@ pub async fn bounce_now(
             attempts: st.attempts,
             notify: r.notify.clone(),
             orcpt: r.orcpt.clone(),
+            delay_notified: true,
         })
         .collect();
     let attempts: Vec<Attempt> = due
@@ -443,7 +481,7 @@ pub async fn bounce_now(
         due: due.clone(),
     };
     let failed: Vec<(Attempt, &DueRecipient)> = attempts.into_iter().zip(&due).collect();
-    send_dsn(store, directory, hostname, &m, &failed, &content).await;
+    send_dsn(store, directory, hostname, &m, &failed, &content, "failed").await;
     store.queue_remove(queue_id)?;
     Ok(true)
 }

@@ -103,6 +103,7 @@ fn service(sender: &Site, port: u16, shutdown: &Shutdown) -> Arc<Service> {
         },
         route,
         wake: Arc::default(),
+        delay_warning: Duration::from_secs(2),
         shutdown: shutdown.clone(),
     })
 }
@@ -248,5 +249,125 @@ async fn a_server_that_is_down_is_retried_and_delivered_when_it_comes_up() {
     .await;
     assert_eq!(inbox(&receiver, "bob@remote.test").len(), 1);
     assert!(inbox(&sender, "alice@example.test").is_empty(), "no bounce");
+    shutdown.trigger();
+}
+
+/// A scripted SMTP server: `450 4.7.0` to every RCPT of its first `greylist` connections,
+/// then it accepts. Returns its port and the number of messages it accepted.
+async fn greylisting_server(greylist: usize) -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        let mut connections = 0;
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            connections += 1;
+            let grey = connections <= greylist;
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let (r, mut w) = stream.into_split();
+                let mut lines = BufReader::new(r).lines();
+                let _ = w.write_all(b"220 grey.test ESMTP\r\n").await;
+                let mut in_data = false;
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let reply: &[u8] = if in_data {
+                        if line != "." {
+                            continue;
+                        }
+                        in_data = false;
+                        counter.fetch_add(1, Ordering::SeqCst);
+                        b"250 2.0.0 accepted\r\n"
+                    } else {
+                        match line.get(..4).unwrap_or("").to_ascii_uppercase().as_str() {
+                            "EHLO" => b"250-grey.test\r\n250 PIPELINING\r\n",
+                            "RCPT" if grey => b"450 4.7.0 Greylisted, please try again later\r\n",
+                            "DATA" => {
+                                in_data = true;
+                                b"354 go ahead\r\n"
+                            }
+                            "QUIT" => {
+                                let _ = w.write_all(b"221 bye\r\n").await;
+                                return;
+                            }
+                            _ => b"250 ok\r\n",
+                        }
+                    };
+                    if w.write_all(reply).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, accepted)
+}
+
+/// RFC 6647 greylisting as the seeds describe it: the first try gets 450 4.7.0, the queue
+/// retries on its schedule and the second try is accepted; the attempt log keeps both replies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn greylisting_450_is_retried_and_accepted() {
+    let shutdown = Shutdown::new();
+    let sender = site("grey-send", "example.test", &["alice"]);
+    let (port, accepted) = greylisting_server(1).await;
+    queue(&sender, "Q3", &["bob@remote.test"]).await;
+    let svc = service(&sender, port, &shutdown);
+    tokio::spawn(svc.clone().run());
+    wait_until("accepted on the retry", || {
+        accepted.load(std::sync::atomic::Ordering::SeqCst) == 1
+    })
+    .await;
+    wait_until("the queue empties", || {
+        sender.store.queue_entries().unwrap().is_empty()
+    })
+    .await;
+    assert!(
+        inbox(&sender, "alice@example.test").is_empty(),
+        "no bounce, no delay notice"
+    );
+    shutdown.trigger();
+}
+
+/// RFC 3464 `delayed`: a recipient still deferred after `delay_warning` gets one notice to
+/// the sender, not one per attempt; the message stays queued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_delay_is_told_to_the_sender_once() {
+    let shutdown = Shutdown::new();
+    let sender = site("delay-send", "example.test", &["alice"]);
+    let (port, _) = greylisting_server(usize::MAX).await;
+    queue(&sender, "Q4", &["bob@remote.test"]).await;
+    let svc = service(&sender, port, &shutdown);
+    tokio::spawn(svc.clone().run());
+    wait_until("the delay notice", || {
+        inbox(&sender, "alice@example.test").len() == 1
+    })
+    .await;
+    let notice = inbox(&sender, "alice@example.test").remove(0);
+    assert!(
+        notice.contains("Subject: Delayed Mail (still being retried)"),
+        "{notice}"
+    );
+    assert!(
+        notice.contains("Action: delayed\r\nStatus: 4.7.0"),
+        "{notice}"
+    );
+    assert!(notice.contains("Greylisted"), "{notice}");
+    // More attempts, still one notice.
+    let attempts = sender.store.queue_attempts("Q4").unwrap().len();
+    wait_until("two more attempts", || {
+        sender.store.queue_attempts("Q4").unwrap().len() >= attempts + 2
+    })
+    .await;
+    assert_eq!(inbox(&sender, "alice@example.test").len(), 1);
+    assert_eq!(
+        sender.store.queue_entries().unwrap().len(),
+        1,
+        "still queued"
+    );
     shutdown.trigger();
 }

@@ -210,6 +210,8 @@ pub struct DueRecipient {
     pub attempts: u32,
     pub notify: Vec<String>,
     pub orcpt: Option<String>,
+    /// The sender was already told this recipient is delayed.
+    pub delay_notified: bool,
 }
 
 /// What an attempt did for one recipient.
@@ -259,7 +261,7 @@ impl Store {
                 .query_map(params![now, limit as i64], entry_row)?
                 .collect::<rusqlite::Result<_>>()?;
             let mut rcpts = c.prepare_cached(
-                "SELECT position, address, attempts, notify, orcpt FROM queue_recipients
+                "SELECT position, address, attempts, notify, orcpt, delay_notified FROM queue_recipients
                  WHERE queue_row = ?1 AND state = 'queued' AND next_attempt <= ?2
                  ORDER BY position",
             )?;
@@ -274,6 +276,7 @@ impl Store {
                             attempts: r.get(2)?,
                             notify: split_notify(&notify),
                             orcpt: r.get(4)?,
+                            delay_notified: r.get(5)?,
                         })
                     })?
                     .collect::<rusqlite::Result<_>>()?;
@@ -392,6 +395,20 @@ impl Store {
                     [now],
                 )?,
             })
+        })
+    }
+
+    /// Remembers that the sender was told these recipients are delayed.
+    pub fn queue_delay_notified(&self, queue_id: &str, positions: &[u32]) -> Result<()> {
+        self.write(|tx| {
+            for p in positions {
+                tx.execute(
+                    "UPDATE queue_recipients SET delay_notified = 1
+                     WHERE position = ?2 AND queue_row = (SELECT id FROM queue WHERE queue_id = ?1)",
+                    params![queue_id, p],
+                )?;
+            }
+            Ok(())
         })
     }
 

@@ -182,6 +182,8 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX queue_attempts_row ON queue_attempts(queue_row, position);
     ",
+    // 8: whether the sender was told a recipient is delayed (RFC 3464 `delayed`), told once.
+    "ALTER TABLE queue_recipients ADD COLUMN delay_notified INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// Brings the schema to the newest version, one transaction per migration.
