@@ -40,6 +40,14 @@ impl Service {
         let busy: Arc<Mutex<HashSet<String>>> = Arc::default();
         loop {
             let now = now();
+            // Messages a crash left finished but not removed: their bounce (if any) is sent
+            // again, then they go.
+            for id in self.store.queue_finished().unwrap_or_default() {
+                if busy.lock().expect("busy set").contains(&id) {
+                    continue;
+                }
+                finish(&self.store, &self.directory, &self.hostname, &id).await;
+            }
             let due = match self
                 .store
                 .queue_due(now, self.options.max_parallel.max(1) * 4)
@@ -278,7 +286,9 @@ impl Service {
             }
             Err(f) => return Err(f),
         };
-        conn.quit().await;
+        // Record first, say goodbye after: the window between the remote 250 and our record
+        // (where a crash would send the message twice) stays as short as the record itself.
+        tokio::spawn(conn.quit());
         let mut out = Vec::with_capacity(rcpts.len());
         for (r, rcpt_reply) in rcpts.iter().zip(&sent.rcpt) {
             let (reply, outcome) = match (rcpt_reply, &sent.data) {
@@ -430,29 +440,27 @@ pub async fn send_dsn(
     }
 }
 
-/// `facteur queue bounce ID`: every waiting recipient fails now with `reason`, the sender gets
-/// a DSN, and the message leaves the queue. False when there is no such message.
-pub async fn bounce_now(
+/// A message with no recipient left to try: the DSN for its failed recipients, then removal.
+/// Also the end of `bounce_now`.
+async fn finish(
     store: &Store,
     directory: &facteur_directory::Directory,
     hostname: &str,
     queue_id: &str,
-    reason: &str,
-) -> Result<bool, facteur_store::StoreError> {
-    let Some(entry) = store
-        .queue_entries()?
-        .into_iter()
-        .find(|e| e.message.queue_id == queue_id)
+) {
+    let Ok(Some(entry)) = store
+        .queue_entries()
+        .map(|all| all.into_iter().find(|e| e.message.queue_id == queue_id))
     else {
-        return Ok(false);
+        return;
     };
-    let due: Vec<DueRecipient> = entry
+    let failed: Vec<DueRecipient> = entry
         .message
         .recipients
         .iter()
         .zip(&entry.states)
         .enumerate()
-        .filter(|(_, (_, st))| st.state == "queued")
+        .filter(|(_, (_, st))| st.state == "failed")
         .map(|(i, (r, st))| DueRecipient {
             position: i as u32,
             address: r.address.clone(),
@@ -462,27 +470,53 @@ pub async fn bounce_now(
             delay_notified: true,
         })
         .collect();
-    let attempts: Vec<Attempt> = due
-        .iter()
-        .map(|r| Attempt {
-            position: r.position,
-            host: "-".into(),
-            reply: reason.to_string(),
-            outcome: AttemptOutcome::Failed,
-        })
-        .collect();
-    store.queue_record(queue_id, &attempts)?;
-    let content = store.queue_content(queue_id)?.unwrap_or_default();
-    let m = DueMessage {
-        queue_id: queue_id.to_string(),
-        message: entry.message.clone(),
-        created: entry.created,
-        size: entry.size,
-        due: due.clone(),
-    };
-    let failed: Vec<(Attempt, &DueRecipient)> = attempts.into_iter().zip(&due).collect();
-    send_dsn(store, directory, hostname, &m, &failed, &content, "failed").await;
-    store.queue_remove(queue_id)?;
+    if !failed.is_empty() {
+        let replies: Vec<Attempt> = failed
+            .iter()
+            .zip(entry.states.iter().filter(|st| st.state == "failed"))
+            .map(|(r, st)| Attempt {
+                position: r.position,
+                host: "-".into(),
+                reply: st.last_reply.clone().unwrap_or_default(),
+                outcome: AttemptOutcome::Failed,
+            })
+            .collect();
+        let content = store
+            .queue_content(queue_id)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let m = DueMessage {
+            queue_id: queue_id.to_string(),
+            message: entry.message.clone(),
+            created: entry.created,
+            size: entry.size,
+            due: failed.clone(),
+        };
+        let pairs: Vec<(Attempt, &DueRecipient)> = replies.into_iter().zip(&failed).collect();
+        send_dsn(store, directory, hostname, &m, &pairs, &content, "failed").await;
+    }
+    match store.queue_remove(queue_id) {
+        Ok(_) => tracing::info!(%queue_id, "removed from the queue"),
+        Err(e) => tracing::error!(%queue_id, error = %e, "cannot remove"),
+    }
+}
+
+/// `facteur queue bounce ID`: every waiting recipient fails now with `reason`, the sender gets
+/// a DSN, and the message leaves the queue. False when there is no such message.
+pub async fn bounce_now(
+    store: &Store,
+    directory: &facteur_directory::Directory,
+    hostname: &str,
+    queue_id: &str,
+    reason: &str,
+) -> Result<bool, facteur_store::StoreError> {
+    if store.queue_fail_all(queue_id, reason)? == 0
+        && !store.queue_finished()?.iter().any(|id| id == queue_id)
+    {
+        return Ok(false);
+    }
+    finish(store, directory, hostname, queue_id).await;
     Ok(true)
 }
 

@@ -398,6 +398,19 @@ impl Store {
         })
     }
 
+    /// Messages with no recipient left to try: finished, but not removed yet (a crash came
+    /// between recording the last attempt and the removal).
+    pub fn queue_finished(&self) -> Result<Vec<String>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT queue_id FROM queue q WHERE NOT EXISTS (
+                     SELECT 1 FROM queue_recipients r WHERE r.queue_row = q.id AND r.state = 'queued')",
+            )?;
+            let rows = stmt.query_map([], |r| r.get(0))?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
     /// Remembers that the sender was told these recipients are delayed.
     pub fn queue_delay_notified(&self, queue_id: &str, positions: &[u32]) -> Result<()> {
         self.write(|tx| {
