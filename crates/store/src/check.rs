@@ -172,6 +172,22 @@ pub(crate) fn unreferenced_blobs(tx: &Transaction<'_>) -> Result<Vec<BlobHash>> 
     Ok(files)
 }
 
+/// Deletes one blob row if nothing references it any more; returns its hash when its content
+/// is a file to remove after the commit.
+pub(crate) fn release_blob(tx: &Transaction<'_>, hash: &[u8]) -> Result<Option<BlobHash>> {
+    use rusqlite::OptionalExtension;
+    let is_file: Option<bool> = tx
+        .prepare_cached(
+            "DELETE FROM blobs WHERE hash = ?1
+             AND NOT EXISTS (SELECT 1 FROM messages WHERE blob_hash = ?1)
+             AND NOT EXISTS (SELECT 1 FROM queue WHERE blob_hash = ?1)
+             RETURNING data IS NULL",
+        )?
+        .query_row([hash], |r| r.get(0))
+        .optional()?;
+    Ok(BlobHash::from_slice(hash).filter(|_| is_file == Some(true)))
+}
+
 pub(crate) fn remove_blob_files(data_dir: &Path, files: &[BlobHash]) {
     for hash in files {
         let _ = std::fs::remove_file(blob_path(data_dir, *hash));

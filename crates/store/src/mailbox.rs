@@ -140,18 +140,7 @@ impl Store {
             tx.execute("UPDATE accounts SET used_bytes = used_bytes - ?2 WHERE id = ?1", params![account.0, freed])?;
             let mut files = Vec::new();
             for hash in hashes {
-                let is_file: Option<bool> = tx
-                    .prepare_cached(
-                        "DELETE FROM blobs WHERE hash = ?1
-                         AND NOT EXISTS (SELECT 1 FROM messages WHERE blob_hash = ?1)
-                         AND NOT EXISTS (SELECT 1 FROM queue WHERE blob_hash = ?1)
-                         RETURNING data IS NULL",
-                    )?
-                    .query_row([&hash], |r| r.get(0))
-                    .optional()?;
-                if let (Some(true), Some(h)) = (is_file, BlobHash::from_slice(&hash)) {
-                    files.push(h);
-                }
+                files.extend(crate::check::release_blob(tx, &hash)?);
             }
             Ok((removed, ModSeq(modseq as u64), files))
         })?;

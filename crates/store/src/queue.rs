@@ -114,6 +114,17 @@ fn entry_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, QueueEntry)> {
     ))
 }
 
+/// Deletes a queued message (its recipients and attempts go with it) and its blob when
+/// nothing else holds it; returns the blob file to remove after the commit.
+fn delete_message(tx: &rusqlite::Transaction<'_>, row: i64) -> Result<Option<BlobHash>> {
+    let hash: Vec<u8> = tx.query_row(
+        "DELETE FROM queue WHERE id = ?1 RETURNING blob_hash",
+        [row],
+        |r| r.get(0),
+    )?;
+    crate::check::release_blob(tx, &hash)
+}
+
 fn split_notify(notify: &str) -> Vec<String> {
     notify
         .split(',')
@@ -293,10 +304,12 @@ impl Store {
     }
 
     /// Records attempts; returns true when no recipient of the message is left to try (every
-    /// one sent or failed).
+    /// one sent or failed). A message whose recipients were all sent is removed in the same
+    /// transaction (one commit, no window in which it lingers); one with failures stays for
+    /// its bounce, then `queue_remove`.
     pub fn queue_record(&self, queue_id: &str, attempts: &[Attempt]) -> Result<bool> {
         let now = now_unix();
-        self.write(|tx| {
+        let (done, files) = self.write(|tx| {
             let row: i64 = tx
                 .query_row(
                     "SELECT id FROM queue WHERE queue_id = ?1",
@@ -323,13 +336,20 @@ impl Store {
                 )?
                 .execute(params![row, a.position, now, a.host, a.reply])?;
             }
-            let left: i64 = tx.query_row(
-                "SELECT count(*) FROM queue_recipients WHERE queue_row = ?1 AND state = 'queued'",
+            let (left, failed): (i64, i64) = tx.query_row(
+                "SELECT count(*) FILTER (WHERE state = 'queued'), count(*) FILTER (WHERE state = 'failed')
+                 FROM queue_recipients WHERE queue_row = ?1",
                 [row],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )?;
-            Ok(left == 0)
-        })
+            let mut files = Vec::new();
+            if left == 0 && failed == 0 {
+                files.extend(delete_message(tx, row)?);
+            }
+            Ok((left == 0, files))
+        })?;
+        crate::check::remove_blob_files(self.data_dir(), &files);
+        Ok(done)
     }
 
     /// Every attempt of a queued message, oldest first.
@@ -357,13 +377,15 @@ impl Store {
     /// holds it. False when there was no such message.
     pub fn queue_remove(&self, queue_id: &str) -> Result<bool> {
         let (removed, files) = self.write(|tx| {
-            let n = tx.execute("DELETE FROM queue WHERE queue_id = ?1", [queue_id])?;
-            let files = if n > 0 {
-                crate::check::unreferenced_blobs(tx)?
-            } else {
-                Vec::new()
-            };
-            Ok((n > 0, files))
+            let row: Option<i64> = tx
+                .query_row("SELECT id FROM queue WHERE queue_id = ?1", [queue_id], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            match row {
+                Some(row) => Ok((true, delete_message(tx, row)?.into_iter().collect())),
+                None => Ok((false, Vec::<BlobHash>::new())),
+            }
         })?;
         crate::check::remove_blob_files(self.data_dir(), &files);
         Ok(removed)
