@@ -169,10 +169,11 @@ impl Service {
         }
         // All sent: `queue_record` removed it in the same commit. With failures: after the
         // bounce.
-        if done && !failed.is_empty() {
-            if let Err(e) = self.store.queue_remove(&m.queue_id) {
-                tracing::error!(queue_id = %m.queue_id, error = %e, "cannot remove");
-            }
+        if done
+            && !failed.is_empty()
+            && let Err(e) = self.store.queue_remove(&m.queue_id)
+        {
+            tracing::error!(queue_id = %m.queue_id, error = %e, "cannot remove");
         }
         if done {
             tracing::info!(queue_id = %m.queue_id, "removed from the queue");
