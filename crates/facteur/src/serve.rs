@@ -158,6 +158,7 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
             route,
             wake: queue_wake.clone(),
             delay_warning: Duration::from_secs(config.queue.delay_warning_hours * 3600),
+            pool: Default::default(),
             shutdown: shutdown.clone(),
         });
         let queue_task = tokio::spawn(outbound.run());

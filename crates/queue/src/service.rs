@@ -30,6 +30,8 @@ pub struct Service {
     pub wake: Arc<Notify>,
     /// Tell the sender once when a recipient has waited this long (0: never).
     pub delay_warning: Duration,
+    /// Open connections between messages, per host.
+    pub pool: crate::pool::Pool,
     pub shutdown: facteur_net::Shutdown,
 }
 
@@ -78,6 +80,7 @@ impl Service {
                     // What was deferred or finished may let the next scan find more.
                 });
             }
+            self.pool.close_idle();
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(self.options.scan_secs.max(1))) => {}
                 _ = self.wake.notified() => {}
@@ -249,10 +252,14 @@ impl Service {
         if let Some(config) = &target.verified {
             settings.verified = config.clone();
         }
-        let mut conn = Connection::open(target.addr, &target.name, &settings).await?;
-        if let Some((user, password)) = &target.auth {
-            conn.authenticate(user, password).await?;
-        }
+        let key = format!(
+            "{}|{}|{:?}|{}",
+            target.addr,
+            target.name,
+            target.tls,
+            target.auth.as_ref().map_or("", |(u, _)| u.as_str())
+        );
+        let mut pooled = self.pool.take(&key);
         let params: Vec<RecipientParams<'_>> = rcpts
             .iter()
             .map(|r| RecipientParams {
@@ -269,8 +276,25 @@ impl Service {
             eight_bit: m.message.body_8bit,
             smtputf8: m.message.smtputf8,
         };
+        let (conn, sent) = loop {
+            let (mut conn, reused) = match pooled.take() {
+                Some(c) => (c, true),
+                None => {
+                    let mut c = Connection::open(target.addr, &target.name, &settings).await?;
+                    if let Some((user, password)) = &target.auth {
+                        c.authenticate(user, password).await?;
+                    }
+                    (c, false)
+                }
+            };
+            match conn.send(&env, content).await {
+                // A kept connection the server has closed meanwhile: a fresh one.
+                Err(f) if reused && f.reply.is_none() && !f.permanent => continue,
+                other => break (conn, other),
+            }
+        };
         let host = conn.peer.clone();
-        let sent = match conn.send(&env, content).await {
+        let sent = match sent {
             Ok(s) => s,
             Err(f) if f.permanent => {
                 // A 5xx to MAIL (or a size/SMTPUTF8 impossibility): final for every recipient.
@@ -291,9 +315,10 @@ impl Service {
             }
             Err(f) => return Err(f),
         };
-        // Record first, say goodbye after: the window between the remote 250 and our record
-        // (where a crash would send the message twice) stays as short as the record itself.
-        tokio::spawn(conn.quit());
+        // Kept for the next message to this host (RFC 5321 §3.3: several transactions per
+        // session); closed after a few idle seconds. The quit, when there is one, comes after
+        // our record, so a crash between the remote 250 and the record stays a short window.
+        self.pool.put(key, conn);
         let mut out = Vec::with_capacity(rcpts.len());
         for (r, rcpt_reply) in rcpts.iter().zip(&sent.rcpt) {
             let (reply, outcome) = match (rcpt_reply, &sent.data) {

@@ -104,6 +104,7 @@ fn service(sender: &Site, port: u16, shutdown: &Shutdown) -> Arc<Service> {
         route,
         wake: Arc::default(),
         delay_warning: Duration::from_secs(2),
+        pool: Default::default(),
         shutdown: shutdown.clone(),
     })
 }
@@ -252,8 +253,8 @@ async fn a_server_that_is_down_is_retried_and_delivered_when_it_comes_up() {
     shutdown.trigger();
 }
 
-/// A scripted SMTP server: `450 4.7.0` to every RCPT of its first `greylist` connections,
-/// then it accepts. Returns its port and the number of messages it accepted.
+/// A scripted SMTP server: `450 4.7.0` to its first `greylist` RCPT commands, whatever the
+/// connection (a greylist remembers the triplet, not the connection), then it accepts. Returns its port and the number of messages it accepted.
 async fn greylisting_server(greylist: usize) -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -261,15 +262,14 @@ async fn greylisting_server(greylist: usize) -> (u16, Arc<std::sync::atomic::Ato
     let port = listener.local_addr().unwrap().port();
     let accepted = Arc::new(AtomicUsize::new(0));
     let counter = accepted.clone();
+    let rcpts = Arc::new(AtomicUsize::new(0));
     tokio::spawn(async move {
-        let mut connections = 0;
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 return;
             };
-            connections += 1;
-            let grey = connections <= greylist;
             let counter = counter.clone();
+            let rcpts = rcpts.clone();
             tokio::spawn(async move {
                 let (r, mut w) = stream.into_split();
                 let mut lines = BufReader::new(r).lines();
@@ -286,7 +286,9 @@ async fn greylisting_server(greylist: usize) -> (u16, Arc<std::sync::atomic::Ato
                     } else {
                         match line.get(..4).unwrap_or("").to_ascii_uppercase().as_str() {
                             "EHLO" => b"250-grey.test\r\n250 PIPELINING\r\n",
-                            "RCPT" if grey => b"450 4.7.0 Greylisted, please try again later\r\n",
+                            "RCPT" if rcpts.fetch_add(1, Ordering::SeqCst) < greylist => {
+                                b"450 4.7.0 Greylisted, please try again later\r\n"
+                            }
                             "DATA" => {
                                 in_data = true;
                                 b"354 go ahead\r\n"
