@@ -119,6 +119,9 @@ pub struct Queue {
     /// The port of MX hosts (Postfix `smtp_tcp_port`): 25; another only for tests and
     /// private networks.
     pub smtp_port: u16,
+    /// Honour the MTA-STS policies (RFC 8461) recipient domains publish: only their listed MX
+    /// hosts, over verified TLS.
+    pub mta_sts: bool,
     /// Send everything through this relay (for connections whose port 25 is blocked).
     pub smarthost: Option<Smarthost>,
     /// Per destination domain, a fixed `host:port` instead of the MX lookup (Postfix
@@ -159,6 +162,7 @@ impl Default for Queue {
             max_parallel: 32,
             scan_secs: 30,
             smtp_port: 25,
+            mta_sts: true,
             smarthost: None,
             transports: Default::default(),
         }

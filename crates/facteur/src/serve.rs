@@ -136,12 +136,20 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
             attempts: config.dns.attempts,
         })
         .context("key `dns`")?;
-        let route = facteur_queue::route::Route::from_config(
+        let verified = facteur_queue::client::verified_tls(None).map_err(anyhow::Error::msg)?;
+        let mut route = facteur_queue::route::Route::from_config(
             &config.queue,
             smarthost_password,
-            Some(resolver),
+            Some(resolver.clone()),
         )
         .map_err(anyhow::Error::msg)?;
+        if config.queue.mta_sts {
+            route.mta_sts = Some(Arc::new(facteur_queue::mta_sts::MtaSts::new(
+                resolver,
+                verified.clone(),
+                443,
+            )));
+        }
         let queue_wake = Arc::new(tokio::sync::Notify::new());
         let outbound = Arc::new(facteur_queue::service::Service {
             store: store.clone(),
@@ -151,7 +159,7 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
             client: facteur_queue::client::Settings {
                 helo: config.hostname.clone(),
                 tls: facteur_queue::client::TlsMode::Opportunistic,
-                verified: facteur_queue::client::verified_tls(None).map_err(anyhow::Error::msg)?,
+                verified,
                 opportunistic: facteur_queue::client::opportunistic_tls(),
                 timeouts: Default::default(),
             },

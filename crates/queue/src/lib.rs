@@ -6,6 +6,7 @@
 pub mod client;
 pub mod dsn;
 pub mod explain;
+pub mod mta_sts;
 pub mod pool;
 pub mod route;
 pub mod service;

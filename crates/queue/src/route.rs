@@ -53,6 +53,8 @@ pub struct Route {
     pub resolver: Option<facteur_dns::Resolver>,
     /// The port MX hosts are reached on (25).
     pub mx_port: u16,
+    /// MTA-STS policies (RFC 8461), when enabled.
+    pub mta_sts: Option<Arc<crate::mta_sts::MtaSts>>,
 }
 
 impl Default for Route {
@@ -62,6 +64,7 @@ impl Default for Route {
             transports: BTreeMap::new(),
             resolver: None,
             mx_port: 25,
+            mta_sts: None,
         }
     }
 }
@@ -121,6 +124,7 @@ impl Route {
             transports,
             resolver,
             mx_port: q.smtp_port,
+            mta_sts: None,
         })
     }
 
@@ -167,7 +171,44 @@ impl Route {
                 )));
             }
         };
-        let targets = self.plain_targets(&hosts, self.mx_port).await?;
+        let mut hosts = hosts;
+        let policy = match &self.mta_sts {
+            Some(sts) => sts.policy(domain).await,
+            None => None,
+        };
+        let enforce = policy
+            .as_ref()
+            .is_some_and(|p| p.mode == crate::mta_sts::Mode::Enforce);
+        if let Some(p) = &policy
+            && p.mode != crate::mta_sts::Mode::None
+        {
+            let (allowed, refused): (Vec<String>, Vec<String>) =
+                hosts.into_iter().partition(|h| p.allows(h));
+            if !refused.is_empty() {
+                tracing::warn!(%domain, mode = ?p.mode, hosts = %refused.join(","),
+                    "MTA-STS: MX hosts not in the domain's policy{}",
+                    if enforce { "; skipped" } else { " (testing mode: used anyway)" });
+            }
+            hosts = if enforce {
+                allowed
+            } else {
+                allowed.into_iter().chain(refused).collect()
+            };
+            if hosts.is_empty() {
+                return Err(RouteError::Temporary(format!(
+                    "MTA-STS: no MX host of {domain} matches its policy ({}); not delivering elsewhere",
+                    p.mx.join(", ")
+                )));
+            }
+        }
+        let mut targets = self.plain_targets(&hosts, self.mx_port).await?;
+        if enforce {
+            // RFC 8461 §4.2: TLS with a certificate valid for the MX name, or no delivery.
+            for t in &mut targets {
+                t.tls = TlsMode::Required;
+                t.verified = self.mta_sts.as_ref().map(|s| s.verified.clone());
+            }
+        }
         if targets.is_empty() {
             return Err(RouteError::Temporary(format!(
                 "no address for the mail hosts of {domain} ({})",
