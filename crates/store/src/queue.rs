@@ -378,9 +378,11 @@ impl Store {
     pub fn queue_remove(&self, queue_id: &str) -> Result<bool> {
         let (removed, files) = self.write(|tx| {
             let row: Option<i64> = tx
-                .query_row("SELECT id FROM queue WHERE queue_id = ?1", [queue_id], |r| {
-                    r.get(0)
-                })
+                .query_row(
+                    "SELECT id FROM queue WHERE queue_id = ?1",
+                    [queue_id],
+                    |r| r.get(0),
+                )
                 .optional()?;
             match row {
                 Some(row) => Ok((true, delete_message(tx, row)?.into_iter().collect())),
