@@ -114,6 +114,9 @@ pub struct Queue {
     pub delay_warning_hours: u64,
     /// Messages being delivered at once.
     pub max_parallel: usize,
+    /// Deliveries to one destination domain at once (Postfix
+    /// `default_destination_concurrency_limit`).
+    pub per_destination: usize,
     /// Seconds between looks at the queue when nothing wakes it.
     pub scan_secs: u64,
     /// The port of MX hosts (Postfix `smtp_tcp_port`): 25; another only for tests and
@@ -160,6 +163,7 @@ impl Default for Queue {
             max_age_hours: 120,
             delay_warning_hours: 4,
             max_parallel: 32,
+            per_destination: 20,
             scan_secs: 30,
             smtp_port: 25,
             mta_sts: true,

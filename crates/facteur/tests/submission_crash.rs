@@ -39,7 +39,11 @@ fn submitted_messages_survive_sigkill_in_mailbox_and_queue_exactly_once() {
     let mut site = Site::with_ports(
         "submission-crash",
         "",
-        "[submission]\nplaintext_auth = true\ncheck_sender = false\n",
+        // The queue keeps the remote recipients: their host refuses connections (port 9 on
+        // loopback), so each attempt defers them for an hour; no DNS is asked.
+        "[submission]\nplaintext_auth = true\ncheck_sender = false\n\
+         [queue]\nretry_secs = [3600]\n\
+         transports = { \"remote.test\" = \"127.0.0.1:9\", \"other.test\" = \"127.0.0.1:9\" }\n",
         ports,
     );
     site.setup(&["alice@example.test", LOCAL]);
@@ -144,7 +148,11 @@ fn verify_queue(site: &Site, ledger: &Ledger) {
             .map(|r| r.address.as_str())
             .collect();
         assert_eq!(to, REMOTE, "{id} queued for the wrong recipients");
-        assert!(entry.states.iter().all(|s| s.state == "queued"));
+        assert!(
+            entry.states.iter().all(|s| s.state == "queued"),
+            "{:?}",
+            entry.states
+        );
         *seen.entry(id).or_insert(0) += 1;
     }
     let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();

@@ -32,6 +32,8 @@ pub struct Service {
     pub delay_warning: Duration,
     /// Open connections between messages, per host.
     pub pool: crate::pool::Pool,
+    /// Deliveries in progress per destination domain.
+    pub destinations: Mutex<std::collections::HashMap<String, Arc<Semaphore>>>,
     pub shutdown: facteur_net::Shutdown,
 }
 
@@ -206,6 +208,18 @@ impl Service {
                     )
                 })
                 .collect::<Vec<_>>()
+        };
+        // At most `queue.per_destination` deliveries to one domain at a time (Postfix's
+        // default_destination_concurrency_limit): a burst to one provider does not look like
+        // an attack to it, nor starve the other destinations.
+        let limit = {
+            let mut map = self.destinations.lock().expect("destination limits");
+            map.entry(domain.to_string())
+                .or_insert_with(|| Arc::new(Semaphore::new(self.options.per_destination.max(1))))
+                .clone()
+        };
+        let Ok(_turn) = limit.acquire_owned().await else {
+            return Vec::new();
         };
         let targets = match self.route.targets(domain).await {
             Ok(t) => t,

@@ -105,6 +105,7 @@ fn service(sender: &Site, port: u16, shutdown: &Shutdown) -> Arc<Service> {
         wake: Arc::default(),
         delay_warning: Duration::from_secs(2),
         pool: Default::default(),
+        destinations: Default::default(),
         shutdown: shutdown.clone(),
     })
 }

@@ -260,6 +260,7 @@ async fn enforce_mode_delivers_only_to_listed_mx_over_verified_tls() {
         wake: Arc::default(),
         delay_warning: Duration::ZERO,
         pool: Default::default(),
+        destinations: Default::default(),
         shutdown: shutdown.clone(),
     });
     queue(&send_store, "GOOD", "bob@remote.test").await;

@@ -77,6 +77,13 @@ cram_md5 = true
 issuer = "https://id.example.test"
 audience = "mail.example.test"
 jwks_file = "$work/jwks.json"
+# Mail for other domains stays queued: its host refuses connections, and DNS goes nowhere
+# (this test reaches nothing beyond loopback).
+[queue]
+retry_secs = [3600]
+transports = { "remote.test" = "127.0.0.1:9" }
+[dns]
+nameservers = ["127.0.0.1:9"]
 CONF
 f() { "$bin" --config "$work/facteur.toml" "$@"; }
 f domain add example.test >/dev/null
