@@ -146,6 +146,7 @@ pub struct Extensions {
     pub smtputf8: bool,
     pub dsn: bool,
     pub starttls: bool,
+    pub chunking: bool,
     pub auth: Vec<String>,
 }
 
@@ -162,6 +163,7 @@ impl Extensions {
                 "SMTPUTF8" => e.smtputf8 = true,
                 "DSN" => e.dsn = true,
                 "STARTTLS" => e.starttls = true,
+                "CHUNKING" => e.chunking = true,
                 "AUTH" => e.auth = words.map(|w| w.to_ascii_uppercase()).collect(),
                 _ => {}
             }
@@ -386,7 +388,17 @@ impl Connection {
             }
             commands.push((rcpt, t.command));
         }
-        commands.push(("DATA".into(), t.data_start));
+        // RFC 3030: with CHUNKING the message goes in one BDAT after the recipients, as it is
+        // (no dot-stuffing); otherwise DATA.
+        let chunking = e.chunking;
+        if !chunking {
+            commands.push(("DATA".into(), t.data_start));
+        }
+        let last_rcpt = if chunking {
+            usize::MAX
+        } else {
+            commands.len() - 2
+        };
         let replies = if e.pipelining {
             // RFC 2920 §3.1: MAIL, RCPTs and DATA in one group, replies in order.
             let mut out = String::new();
@@ -405,7 +417,7 @@ impl Connection {
             for (i, (c, timeout)) in commands.iter().enumerate() {
                 let reply = self.command(c, *timeout).await?;
                 let stop = (i == 0 && !reply.is_positive())
-                    || (i == commands.len() - 2
+                    || (i == last_rcpt
                         && !replies
                             .iter()
                             .skip(1)
@@ -440,6 +452,25 @@ impl Connection {
             })
             .collect();
         let accepted = rcpt.iter().any(Result::is_ok);
+        if chunking {
+            if !accepted {
+                self.reset().await;
+                return Ok(Sent { rcpt, data: None });
+            }
+            self.write(
+                format!("BDAT {} LAST\r\n", body.len()).as_bytes(),
+                t.data_block,
+            )
+            .await?;
+            for chunk in body.chunks(64 * 1024) {
+                self.write(chunk, t.data_block).await?;
+            }
+            let end = self.reply(t.data_end).await?;
+            return Ok(Sent {
+                rcpt,
+                data: Some(end),
+            });
+        }
         let data_reply = replies.get(commands.len() - 1);
         match data_reply {
             Some(r) if r.code == 354 && accepted => {}
