@@ -3,7 +3,8 @@
 //! example.test (127.0.0.2) writes to bob at remote.test (127.0.0.3) through submission; the
 //! queue looks up remote.test's MX and delivers on port 25 of 127.0.0.3 (a test port, see
 //! `queue.smtp_port`). An unknown user there comes back as a DSN in alice's INBOX that
-//! explains itself; a null MX and a domain that does not exist bounce at once; while the MX is
+//! explains itself; a null MX and a domain that does not exist bounce at once; a domain without
+//! MX is reached at its own address (implicit MX); while the MX is
 //! down the message waits in the queue (`facteur queue list/show` explain why) and goes once
 //! it is up.
 
@@ -60,6 +61,8 @@ fn mail_crosses_between_two_servers_through_mx_and_bounces_explain_themselves() 
     dns.add_mx("remote.test", 10, "mx.remote.test");
     dns.add_a("mx.remote.test", [127, 0, 0, 3].into());
     dns.add_null_mx("nomail.test");
+    // No MX at all: the domain's own address is the implicit MX (RFC 5321 §5.1).
+    dns.add_a("implicit.test", [127, 0, 0, 3].into());
     // Both sides deliver MX traffic on this port (standing in for 25).
     let mx_port = free_port();
     let sections = format!(
@@ -94,6 +97,11 @@ fn mail_crosses_between_two_servers_through_mx_and_bounces_explain_themselves() 
         },
     );
     b.must(&["domain", "add", "remote.test"], None);
+    b.must(&["domain", "add", "implicit.test"], None);
+    b.must(
+        &["account", "add", "dan@implicit.test", "--password-stdin"],
+        Some("secret\n"),
+    );
     b.must(
         &["account", "add", "bob@remote.test", "--password-stdin"],
         Some("secret\n"),
@@ -158,6 +166,7 @@ fn mail_crosses_between_two_servers_through_mx_and_bounces_explain_themselves() 
             "x@nomail.test",
             "y@nowhere.test",
             "bob@remote.test",
+            "dan@implicit.test",
         ],
         "mixed",
     );
@@ -183,6 +192,15 @@ fn mail_crosses_between_two_servers_through_mx_and_bounces_explain_themselves() 
         "{dsn}"
     );
     assert!(dsn.contains("What it means:"), "{dsn}");
+    wait("dan got it through the implicit MX", &b, || {
+        inbox_subjects(&b, "dan@implicit.test")
+            .iter()
+            .any(|(s, _)| s == "mixed")
+    });
+    assert!(
+        !dsn.contains("Final-Recipient: rfc822; dan@implicit.test"),
+        "{dsn}"
+    );
     wait("bob got the mixed message", &b, || {
         inbox_subjects(&b, "bob@remote.test")
             .iter()
