@@ -332,6 +332,19 @@ impl Connection {
     /// is accepted.
     pub async fn send(&mut self, env: &Envelope<'_>, body: &[u8]) -> Result<Sent, Failure> {
         let t = self.timeouts;
+        // RFC 6152 §3: to a server without 8BITMIME, 8-bit bodies are re-encoded in 7 bits.
+        let converted;
+        let body = if !self.extensions.eight_bit && !body.is_ascii() {
+            match crate::downgrade::to_seven_bit(body) {
+                Some(seven) => {
+                    converted = seven;
+                    &converted[..]
+                }
+                None => body,
+            }
+        } else {
+            body
+        };
         let e = &self.extensions;
         if env.smtputf8 && !e.smtputf8 {
             // RFC 6531 §3.2: no way to downgrade the addresses: a permanent failure.

@@ -256,13 +256,19 @@ async fn a_server_that_is_down_is_retried_and_delivered_when_it_comes_up() {
 
 /// A scripted SMTP server: `450 4.7.0` to its first `greylist` RCPT commands, whatever the
 /// connection (a greylist remembers the triplet, not the connection), then it accepts. Returns its port and the number of messages it accepted.
-async fn greylisting_server(greylist: usize) -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+type Received = Arc<std::sync::Mutex<Vec<String>>>;
+
+async fn greylisting_server(
+    greylist: usize,
+) -> (u16, Arc<std::sync::atomic::AtomicUsize>, Received) {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let accepted = Arc::new(AtomicUsize::new(0));
     let counter = accepted.clone();
+    let data: Received = Arc::default();
+    let kept = data.clone();
     let rcpts = Arc::new(AtomicUsize::new(0));
     tokio::spawn(async move {
         loop {
@@ -271,6 +277,7 @@ async fn greylisting_server(greylist: usize) -> (u16, Arc<std::sync::atomic::Ato
             };
             let counter = counter.clone();
             let rcpts = rcpts.clone();
+            let kept = kept.clone();
             tokio::spawn(async move {
                 let (r, mut w) = stream.into_split();
                 let mut lines = BufReader::new(r).lines();
@@ -279,6 +286,7 @@ async fn greylisting_server(greylist: usize) -> (u16, Arc<std::sync::atomic::Ato
                 while let Ok(Some(line)) = lines.next_line().await {
                     let reply: &[u8] = if in_data {
                         if line != "." {
+                            kept.lock().unwrap().push(line);
                             continue;
                         }
                         in_data = false;
@@ -308,7 +316,7 @@ async fn greylisting_server(greylist: usize) -> (u16, Arc<std::sync::atomic::Ato
             });
         }
     });
-    (port, accepted)
+    (port, accepted, data)
 }
 
 /// RFC 6647 greylisting as the seeds describe it: the first try gets 450 4.7.0, the queue
@@ -317,7 +325,7 @@ async fn greylisting_server(greylist: usize) -> (u16, Arc<std::sync::atomic::Ato
 async fn greylisting_450_is_retried_and_accepted() {
     let shutdown = Shutdown::new();
     let sender = site("grey-send", "example.test", &["alice"]);
-    let (port, accepted) = greylisting_server(1).await;
+    let (port, accepted, _) = greylisting_server(1).await;
     queue(&sender, "Q3", &["bob@remote.test"]).await;
     let svc = service(&sender, port, &shutdown);
     tokio::spawn(svc.clone().run());
@@ -342,7 +350,7 @@ async fn greylisting_450_is_retried_and_accepted() {
 async fn a_long_delay_is_told_to_the_sender_once() {
     let shutdown = Shutdown::new();
     let sender = site("delay-send", "example.test", &["alice"]);
-    let (port, _) = greylisting_server(usize::MAX).await;
+    let (port, _, _) = greylisting_server(usize::MAX).await;
     queue(&sender, "Q4", &["bob@remote.test"]).await;
     let svc = service(&sender, port, &shutdown);
     tokio::spawn(svc.clone().run());
@@ -371,6 +379,64 @@ async fn a_long_delay_is_told_to_the_sender_once() {
         sender.store.queue_entries().unwrap().len(),
         1,
         "still queued"
+    );
+    shutdown.trigger();
+}
+
+/// RFC 6152 §3: to a server without 8BITMIME an 8-bit message goes re-encoded in 7 bits
+/// (quoted-printable), and decodes to the same text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eight_bit_messages_are_downgraded_for_servers_without_8bitmime() {
+    let shutdown = Shutdown::new();
+    let sender = site("8bit-send", "example.test", &["alice"]);
+    let (port, accepted, data) = greylisting_server(0).await;
+    let mut w = sender.store.blob_writer();
+    w.write("From: alice@example.test\r\nSubject: accents\r\n\r\nD\u{e9}j\u{e0} vu \u{2014} caf\u{e9}\r\n".as_bytes())
+        .unwrap();
+    let envelope = facteur_delivery::Envelope {
+        return_path: "alice@example.test",
+        queue_id: "Q8",
+        internal_date: 0,
+        enforce_quota: false,
+    };
+    let outbound = QueuedMessage {
+        queue_id: "Q8".into(),
+        sender: "alice@example.test".into(),
+        body_8bit: true,
+        recipients: vec![QueuedRecipient {
+            address: "bob@remote.test".into(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    facteur_delivery::deliver_and_queue(
+        &sender.store,
+        w.finish().unwrap(),
+        &envelope,
+        &[],
+        Some(outbound),
+    )
+    .await
+    .unwrap();
+    let svc = service(&sender, port, &shutdown);
+    tokio::spawn(svc.clone().run());
+    wait_until("accepted", || {
+        accepted.load(std::sync::atomic::Ordering::SeqCst) == 1
+    })
+    .await;
+    let lines = data.lock().unwrap().clone();
+    assert!(lines.iter().all(|l| l.is_ascii()), "{lines:?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l == "Content-Transfer-Encoding: quoted-printable"),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("D=C3=A9j=C3=A0 vu =E2=80=94 caf=C3=A9")),
+        "{lines:?}"
     );
     shutdown.trigger();
 }
