@@ -117,6 +117,9 @@ pub struct Queue {
     /// Deliveries to one destination domain at once (Postfix
     /// `default_destination_concurrency_limit`).
     pub per_destination: usize,
+    /// Messages per minute to one destination domain; 0: no limit. Over it, messages wait for
+    /// the next minute (for providers that throttle senders, e.g. 4.7.0 "too many messages").
+    pub per_destination_rate: u32,
     /// Seconds between looks at the queue when nothing wakes it.
     pub scan_secs: u64,
     /// The port of MX hosts (Postfix `smtp_tcp_port`): 25; another only for tests and
@@ -164,6 +167,7 @@ impl Default for Queue {
             delay_warning_hours: 4,
             max_parallel: 32,
             per_destination: 20,
+            per_destination_rate: 0,
             scan_secs: 30,
             smtp_port: 25,
             mta_sts: true,

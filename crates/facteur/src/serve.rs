@@ -168,6 +168,7 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
             delay_warning: Duration::from_secs(config.queue.delay_warning_hours * 3600),
             pool: Default::default(),
             destinations: Default::default(),
+            rates: Default::default(),
             shutdown: shutdown.clone(),
         });
         let queue_task = tokio::spawn(outbound.run());

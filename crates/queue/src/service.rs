@@ -34,6 +34,8 @@ pub struct Service {
     pub pool: crate::pool::Pool,
     /// Deliveries in progress per destination domain.
     pub destinations: Mutex<std::collections::HashMap<String, Arc<Semaphore>>>,
+    /// Messages sent per destination domain in the current minute.
+    pub rates: Mutex<std::collections::HashMap<String, (i64, u32)>>,
     pub shutdown: facteur_net::Shutdown,
 }
 
@@ -221,6 +223,28 @@ impl Service {
         let Ok(_turn) = limit.acquire_owned().await else {
             return Vec::new();
         };
+        if let Some(wait) = self.over_rate(domain) {
+            let reply = format!(
+                "not tried: {domain} already got {} messages this minute (queue.per_destination_rate)",
+                self.options.per_destination_rate
+            );
+            return rcpts
+                .iter()
+                .map(|r| {
+                    (
+                        Attempt {
+                            position: r.position,
+                            host: "-".into(),
+                            reply: reply.clone(),
+                            outcome: AttemptOutcome::Deferred {
+                                next_attempt: now() + wait as i64,
+                            },
+                        },
+                        *r,
+                    )
+                })
+                .collect();
+        }
         let targets = match self.route.targets(domain).await {
             Ok(t) => t,
             Err(RouteError::Permanent(why)) => return all("-", &why, AttemptOutcome::Failed),
@@ -372,6 +396,26 @@ impl Service {
             ));
         }
         Ok(out)
+    }
+
+    /// Counts a message to `domain` in the current minute; Some(seconds to wait) when the
+    /// minute's allowance (`queue.per_destination_rate`) is used up.
+    fn over_rate(&self, domain: &str) -> Option<u64> {
+        let rate = self.options.per_destination_rate;
+        if rate == 0 {
+            return None;
+        }
+        let minute = now().div_euclid(60);
+        let mut map = self.rates.lock().expect("destination rates");
+        let (at, count) = map.entry(domain.to_string()).or_insert((minute, 0));
+        if *at != minute {
+            (*at, *count) = (minute, 0);
+        }
+        if *count >= rate {
+            return Some((60 - now().rem_euclid(60)) as u64);
+        }
+        *count += 1;
+        None
     }
 
     /// A temporary failure: the next attempt on the schedule, or failure once the message is

@@ -77,6 +77,24 @@ fn mx(site: &Site, listener: tokio::net::TcpListener, shutdown: &Shutdown) {
 }
 
 fn service(sender: &Site, port: u16, shutdown: &Shutdown) -> Arc<Service> {
+    service_with(
+        sender,
+        port,
+        shutdown,
+        facteur_config::Queue {
+            retry_secs: vec![1],
+            scan_secs: 1,
+            ..Default::default()
+        },
+    )
+}
+
+fn service_with(
+    sender: &Site,
+    port: u16,
+    shutdown: &Shutdown,
+    options: facteur_config::Queue,
+) -> Arc<Service> {
     let mut route = Route::default();
     route
         .transports
@@ -86,11 +104,7 @@ fn service(sender: &Site, port: u16, shutdown: &Shutdown) -> Arc<Service> {
         store: sender.store.clone(),
         directory: sender.directory.clone(),
         hostname: "mx.example.test".into(),
-        options: facteur_config::Queue {
-            retry_secs: vec![1],
-            scan_secs: 1,
-            ..Default::default()
-        },
+        options,
         client: Settings {
             helo: "mx.example.test".into(),
             tls: TlsMode::Opportunistic,
@@ -106,6 +120,7 @@ fn service(sender: &Site, port: u16, shutdown: &Shutdown) -> Arc<Service> {
         delay_warning: Duration::from_secs(2),
         pool: Default::default(),
         destinations: Default::default(),
+        rates: Default::default(),
         shutdown: shutdown.clone(),
     })
 }
@@ -438,5 +453,40 @@ async fn eight_bit_messages_are_downgraded_for_servers_without_8bitmime() {
             .any(|l| l.contains("D=C3=A9j=C3=A0 vu =E2=80=94 caf=C3=A9")),
         "{lines:?}"
     );
+    shutdown.trigger();
+}
+
+/// `queue.per_destination_rate`: over the minute's allowance, messages wait for the next
+/// minute instead of being sent; the attempt log says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destination_rate_limit_holds_the_excess_for_the_next_minute() {
+    let shutdown = Shutdown::new();
+    let sender = site("rate-send", "example.test", &["alice"]);
+    let (port, accepted, _) = greylisting_server(0).await;
+    queue(&sender, "R1", &["bob@remote.test"]).await;
+    queue(&sender, "R2", &["bob@remote.test"]).await;
+    let svc = service_with(
+        &sender,
+        port,
+        &shutdown,
+        facteur_config::Queue {
+            retry_secs: vec![1],
+            scan_secs: 1,
+            per_destination_rate: 1,
+            ..Default::default()
+        },
+    );
+    tokio::spawn(svc.clone().run());
+    wait_until("one sent, one held", || {
+        accepted.load(std::sync::atomic::Ordering::SeqCst) == 1
+            && sender.store.queue_entries().unwrap().len() == 1
+            && sender
+                .store
+                .queue_attempts(&sender.store.queue_entries().unwrap()[0].message.queue_id)
+                .unwrap()
+                .iter()
+                .any(|a| a.reply.contains("per_destination_rate"))
+    })
+    .await;
     shutdown.trigger();
 }

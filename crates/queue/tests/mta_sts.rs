@@ -261,6 +261,7 @@ async fn enforce_mode_delivers_only_to_listed_mx_over_verified_tls() {
         delay_warning: Duration::ZERO,
         pool: Default::default(),
         destinations: Default::default(),
+        rates: Default::default(),
         shutdown: shutdown.clone(),
     });
     queue(&send_store, "GOOD", "bob@remote.test").await;
