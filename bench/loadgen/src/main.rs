@@ -5,7 +5,8 @@
 //! Bounded: every read has a timeout; the run stops with an error after 10 minutes.
 //!
 //! `facteur-loadgen submission|submissions ...`: authenticated message submission over TLS;
-//! see `submission.rs`.
+//! `facteur-loadgen relay ...`: the same in cleartext, to a fixed recipient (relaying); see
+//! `submission.rs`.
 
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -21,12 +22,12 @@ type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>
 #[tokio::main]
 async fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    if matches!(args.get(1).map(String::as_str), Some("submission" | "submissions")) {
+    if matches!(args.get(1).map(String::as_str), Some("submission" | "submissions" | "relay")) {
         return submission::main(&args[1..]).await;
     }
     let [_, proto, addr, password, clients, users @ ..] = args.as_slice() else {
         eprintln!("usage: facteur-loadgen pop3 ADDR PASSWORD CLIENTS USER...");
-        eprintln!("       facteur-loadgen submission|submissions ... (see --help of those)");
+        eprintln!("       facteur-loadgen submission|submissions|relay ... (see --help of those)");
         std::process::exit(2);
     };
     if proto != "pop3" || users.is_empty() {

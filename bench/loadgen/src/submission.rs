@@ -14,6 +14,10 @@
 //! messages per second, latency p50/p99/max in ms (from TCP connect for the first message of a
 //! connection, from MAIL for the next ones, to the 250 after DATA), errors, TLS version and
 //! cipher. Exit status 1 when any session failed (the first errors go to stderr).
+//!
+//! `facteur-loadgen relay ADDR PASSWORD CLIENTS MESSAGES SECONDS PER_CONN SIZE RCPT USER...`:
+//! the same sessions in cleartext, without STARTTLS (for relaying on loopback): AUTH PLAIN
+//! after EHLO unless PASSWORD is `-`, and every message to RCPT instead of the user itself.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,9 +36,13 @@ const READ_TIMEOUT: Duration = Duration::from_secs(30);
 struct Shared {
     addr: String,
     name: ServerName<'static>,
-    tls: TlsConnector,
+    /// None: the `relay` mode, cleartext.
+    tls: Option<TlsConnector>,
     implicit: bool,
-    password: String,
+    /// None: no AUTH.
+    password: Option<String>,
+    /// Every message to this address instead of the user's own.
+    rcpt: Option<String>,
     messages: u64,
     per_conn: u64,
     deadline: Instant,
@@ -44,15 +52,20 @@ struct Shared {
 }
 
 pub async fn main(args: &[String]) -> Result<()> {
+    if args.first().map(String::as_str) == Some("relay") {
+        let [_, addr, password, clients, messages, seconds, per_conn, size, rcpt, users @ ..] = args else {
+            eprintln!("usage: facteur-loadgen relay ADDR PASSWORD|- CLIENTS MESSAGES SECONDS PER_CONN SIZE RCPT USER...");
+            std::process::exit(2);
+        };
+        let password = (password != "-").then(|| password.clone());
+        return run(addr, None, None, false, password, Some(rcpt.clone()), [clients, messages, seconds, per_conn, size], users).await;
+    }
     let [mode, addr, name, ca, password, clients, messages, seconds, per_conn, size, users @ ..] = args else {
         eprintln!(
             "usage: facteur-loadgen submission|submissions ADDR SERVER_NAME CA_FILE PASSWORD CLIENTS MESSAGES SECONDS PER_CONN SIZE USER..."
         );
         std::process::exit(2);
     };
-    if users.is_empty() {
-        return Err("at least one USER".into());
-    }
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_file_iter(ca).map_err(|e| format!("{ca}: {e}"))? {
         roots.add(cert.map_err(|e| format!("{ca}: {e}"))?)?;
@@ -63,14 +76,34 @@ pub async fn main(args: &[String]) -> Result<()> {
         .with_root_certificates(roots)
         .with_no_client_auth();
     config.resumption = rustls::client::Resumption::disabled();
+    let tls = Some(TlsConnector::from(Arc::new(config)));
+    run(addr, Some(name), tls, mode == "submissions", Some(password.clone()), None, [clients, messages, seconds, per_conn, size], users)
+        .await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run(
+    addr: &str,
+    name: Option<&String>,
+    tls: Option<TlsConnector>,
+    implicit: bool,
+    password: Option<String>,
+    rcpt: Option<String>,
+    [clients, messages, seconds, per_conn, size]: [&String; 5],
+    users: &[String],
+) -> Result<()> {
+    if users.is_empty() {
+        return Err("at least one USER".into());
+    }
     let (clients, messages, seconds, per_conn, size): (usize, u64, u64, u64, usize) =
         (clients.parse()?, messages.parse()?, seconds.parse()?, per_conn.parse()?, size.parse()?);
     let shared = Arc::new(Shared {
-        addr: addr.clone(),
-        name: ServerName::try_from(name.clone())?,
-        tls: TlsConnector::from(Arc::new(config)),
-        implicit: mode == "submissions",
-        password: password.clone(),
+        addr: addr.to_string(),
+        name: ServerName::try_from(name.cloned().unwrap_or_else(|| "localhost".into()))?,
+        tls,
+        implicit,
+        password,
+        rcpt,
         messages,
         per_conn: per_conn.max(1),
         deadline: Instant::now() + Duration::from_secs(seconds),
@@ -158,6 +191,15 @@ async fn session(s: &Shared, user: &str, id: usize, seq: &mut u64, n: u64, out: 
     let t0 = Instant::now();
     let tcp = TcpStream::connect(&s.addr).await?;
     tcp.set_nodelay(true)?;
+    let Some(connector) = &s.tls else {
+        let mut c = BufReader::with_capacity(16 * 1024, tcp);
+        let mut buf = String::new();
+        reply(&mut c, &mut buf, 220, "greeting").await?;
+        if out.cipher.is_empty() {
+            out.cipher = "none".into();
+        }
+        return transactions(s, &mut c, &mut buf, user, id, seq, n, t0, out).await;
+    };
     let tcp = if s.implicit {
         tcp
     } else {
@@ -171,7 +213,7 @@ async fn session(s: &Shared, user: &str, id: usize, seq: &mut u64, n: u64, out: 
         }
         c.into_inner()
     };
-    let tls = s.tls.connect(s.name.clone(), tcp).await?;
+    let tls = connector.connect(s.name.clone(), tcp).await?;
     if out.cipher.is_empty() {
         let (_, conn) = tls.get_ref();
         out.cipher = format!(
@@ -185,27 +227,46 @@ async fn session(s: &Shared, user: &str, id: usize, seq: &mut u64, n: u64, out: 
     if s.implicit {
         reply(&mut c, &mut buf, 220, "greeting").await?;
     }
-    command(&mut c, &mut buf, "EHLO loadgen.test\r\n", 250, "EHLO after TLS").await?;
-    let token = base64(format!("\0{user}\0{}", s.password).as_bytes());
-    command(&mut c, &mut buf, &format!("AUTH PLAIN {token}\r\n"), 235, "AUTH PLAIN").await?;
+    transactions(s, &mut c, &mut buf, user, id, seq, n, t0, out).await
+}
+
+/// EHLO, AUTH PLAIN (when there is a password), then `n` messages and QUIT.
+#[allow(clippy::too_many_arguments)]
+async fn transactions<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &Shared,
+    c: &mut BufReader<S>,
+    buf: &mut String,
+    user: &str,
+    id: usize,
+    seq: &mut u64,
+    n: u64,
+    t0: Instant,
+    out: &mut Outcome,
+) -> Result<()> {
+    command(c, buf, "EHLO loadgen.test\r\n", 250, "EHLO").await?;
+    if let Some(password) = &s.password {
+        let token = base64(format!("\0{user}\0{password}").as_bytes());
+        command(c, buf, &format!("AUTH PLAIN {token}\r\n"), 235, "AUTH PLAIN").await?;
+    }
+    let rcpt = s.rcpt.as_deref().unwrap_or(user);
     for i in 0..n {
         let start = if i == 0 { t0 } else { Instant::now() };
-        command(&mut c, &mut buf, &format!("MAIL FROM:<{user}>\r\n"), 250, "MAIL").await?;
-        command(&mut c, &mut buf, &format!("RCPT TO:<{user}>\r\n"), 250, "RCPT").await?;
-        command(&mut c, &mut buf, "DATA\r\n", 354, "DATA").await?;
+        command(c, buf, &format!("MAIL FROM:<{user}>\r\n"), 250, "MAIL").await?;
+        command(c, buf, &format!("RCPT TO:<{rcpt}>\r\n"), 250, "RCPT").await?;
+        command(c, buf, "DATA\r\n", 354, "DATA").await?;
         *seq += 1;
         let msg = format!(
-            "From: <{user}>\r\nTo: <{user}>\r\nSubject: submission benchmark {id}.{seq}\r\n\
+            "From: <{user}>\r\nTo: <{rcpt}>\r\nSubject: submission benchmark {id}.{seq}\r\n\
              Date: Mon, 23 Nov 2026 10:00:00 +0000\r\nMessage-ID: <{id}.{seq}.{}@loadgen.test>\r\n\
              MIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n{}.\r\n",
             t0.elapsed().as_nanos(),
             s.body
         );
-        command(&mut c, &mut buf, &msg, 250, "end of DATA").await?;
+        command(c, buf, &msg, 250, "end of DATA").await?;
         out.latencies.push(start.elapsed().as_secs_f64());
         out.messages += 1;
     }
-    command(&mut c, &mut buf, "QUIT\r\n", 221, "QUIT").await?;
+    command(c, buf, "QUIT\r\n", 221, "QUIT").await?;
     Ok(())
 }
 

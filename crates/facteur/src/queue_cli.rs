@@ -4,6 +4,14 @@
 //! (`queue.scan_secs`).
 
 use anyhow::bail;
+
+/// A line on standard output; a reader that went away (`| grep -q`, `| head`) is no error.
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
 use clap::Subcommand;
 use facteur_config::Config;
 use std::process::ExitCode;
@@ -50,11 +58,11 @@ pub fn queue(config: &Config, cmd: QueueCommand) -> anyhow::Result<ExitCode> {
         QueueCommand::List => {
             let entries = store.queue_entries()?;
             if entries.is_empty() {
-                println!("The queue is empty.");
+                out!("The queue is empty.");
                 return Ok(ExitCode::SUCCESS);
             }
             let mut bytes = 0;
-            println!("{:<20} {:>9} {:<31} sender", "queue id", "size", "arrived");
+            out!("{:<20} {:>9} {:<31} sender", "queue id", "size", "arrived");
             for e in &entries {
                 bytes += e.size;
                 let held = if e.held { " (held)" } else { "" };
@@ -63,7 +71,7 @@ pub fn queue(config: &Config, cmd: QueueCommand) -> anyhow::Result<ExitCode> {
                 } else {
                     format!("<{}>", e.message.sender)
                 };
-                println!(
+                out!(
                     "{:<20} {:>9} {:<31} {sender}{held}",
                     e.message.queue_id,
                     e.size,
@@ -75,18 +83,20 @@ pub fn queue(config: &Config, cmd: QueueCommand) -> anyhow::Result<ExitCode> {
                     } else {
                         String::new()
                     };
-                    println!(
+                    out!(
                         "    <{}> {} after {} attempt(s){next}",
-                        st.address, st.state, st.attempts
+                        st.address,
+                        st.state,
+                        st.attempts
                     );
                     if let Some(reply) = &st.last_reply {
                         let e = facteur_queue::explain::explain(reply);
-                        println!("        {reply}");
-                        println!("        -> {}", e.summary);
+                        out!("        {reply}");
+                        out!("        -> {}", e.summary);
                     }
                 }
             }
-            println!(
+            out!(
                 "-- {} Kbytes in {} messages.",
                 bytes.div_ceil(1024),
                 entries.len()
@@ -101,19 +111,19 @@ pub fn queue(config: &Config, cmd: QueueCommand) -> anyhow::Result<ExitCode> {
                 return missing(&id);
             };
             let m = &e.message;
-            println!("queue id:  {}", m.queue_id);
-            println!("arrived:   {}", when(e.created));
-            println!("size:      {} bytes", e.size);
-            println!("sender:    <{}>", m.sender);
+            out!("queue id:  {}", m.queue_id);
+            out!("arrived:   {}", when(e.created));
+            out!("size:      {} bytes", e.size);
+            out!("sender:    <{}>", m.sender);
             if let Some(s) = &m.submitter {
-                println!("submitted by: {s}");
+                out!("submitted by: {s}");
             }
             if e.held {
-                println!("held:      yes (`facteur queue release {id}` lets it go)");
+                out!("held:      yes (`facteur queue release {id}` lets it go)");
             }
-            println!("recipients:");
+            out!("recipients:");
             for st in &e.states {
-                println!(
+                out!(
                     "  <{}>: {}, {} attempt(s){}",
                     st.address,
                     st.state,
@@ -127,15 +137,15 @@ pub fn queue(config: &Config, cmd: QueueCommand) -> anyhow::Result<ExitCode> {
             }
             let attempts = store.queue_attempts(&id)?;
             if attempts.is_empty() {
-                println!("attempts:  none yet");
+                out!("attempts:  none yet");
             } else {
-                println!("attempts:");
+                out!("attempts:");
             }
             for a in attempts {
-                println!("  {}  <{}>  via {}", when(a.at), a.address, a.host);
-                println!("    reply: {}", a.reply);
+                out!("  {}  <{}>  via {}", when(a.at), a.address, a.host);
+                out!("    reply: {}", a.reply);
                 for line in facteur_queue::explain::explain(&a.reply).to_text().lines() {
-                    println!("    {line}");
+                    out!("    {line}");
                 }
             }
         }
@@ -145,7 +155,7 @@ pub fn queue(config: &Config, cmd: QueueCommand) -> anyhow::Result<ExitCode> {
                 (None, true) => store.queue_retry_now(None)?,
                 _ => bail!("name a queue id, or --all"),
             };
-            println!(
+            out!(
                 "{n} recipient(s) will be tried at the server's next look at the queue (within queue.scan_secs)."
             );
         }
@@ -153,27 +163,27 @@ pub fn queue(config: &Config, cmd: QueueCommand) -> anyhow::Result<ExitCode> {
             if !store.queue_hold(&id, true)? {
                 return missing(&id);
             }
-            println!("{id} is held.");
+            out!("{id} is held.");
         }
         QueueCommand::Release { id } => {
             if !store.queue_hold(&id, false)? {
                 return missing(&id);
             }
-            println!("{id} is released.");
+            out!("{id} is released.");
         }
         QueueCommand::Delete { id, all } => match (id, all) {
             (Some(id), false) => {
                 if !store.queue_remove(&id)? {
                     return missing(&id);
                 }
-                println!("{id} deleted; the sender was not told.");
+                out!("{id} deleted; the sender was not told.");
             }
             (None, true) => {
                 let entries = store.queue_entries()?;
                 for e in &entries {
                     store.queue_remove(&e.message.queue_id)?;
                 }
-                println!("{} message(s) deleted.", entries.len());
+                out!("{} message(s) deleted.", entries.len());
             }
             _ => bail!("name a queue id, or --all"),
         },
@@ -191,7 +201,7 @@ pub fn queue(config: &Config, cmd: QueueCommand) -> anyhow::Result<ExitCode> {
             if !done {
                 return missing(&id);
             }
-            println!("{id} bounced: the sender gets a delivery report.");
+            out!("{id} bounced: the sender gets a delivery report.");
         }
     }
     Ok(ExitCode::SUCCESS)

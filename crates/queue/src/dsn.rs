@@ -124,7 +124,9 @@ pub fn build(r: &Report<'_>) -> Vec<u8> {
             status_of(x.diagnostic, x.action)
         ));
         if let Some(mta) = x.remote_mta {
-            out.push_str(&format!("Remote-MTA: dns; {mta}\r\n"));
+            // RFC 3464 §2.3.5: `dns; NAME`; the attempt log says `NAME [ADDRESS]:PORT`.
+            let name = mta.split(" [").next().unwrap_or(mta);
+            out.push_str(&format!("Remote-MTA: dns; {name}\r\n"));
         }
         let single_line = x.diagnostic.replace(['\r', '\n'], " ");
         if single_line

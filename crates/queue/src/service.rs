@@ -54,16 +54,16 @@ impl Service {
                 }
                 finish(&self.store, &self.directory, &self.hostname, &id).await;
             }
-            let due = match self
-                .store
-                .queue_due(now, self.options.max_parallel.max(1) * 4)
-            {
+            let batch = self.options.max_parallel.max(1) * 4;
+            let due = match self.store.queue_due(now, batch) {
                 Ok(d) => d,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read the queue");
                     Vec::new()
                 }
             };
+            // A full batch means more are due: look again as soon as this one is under way.
+            let more = due.len() == batch;
             for message in due {
                 if !busy
                     .lock()
@@ -81,10 +81,12 @@ impl Service {
                     me.deliver(message).await;
                     busy.lock().expect("busy set").remove(&id);
                     drop(slot);
-                    // What was deferred or finished may let the next scan find more.
                 });
             }
             self.pool.close_idle();
+            if more {
+                continue;
+            }
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(self.options.scan_secs.max(1))) => {}
                 _ = self.wake.notified() => {}
