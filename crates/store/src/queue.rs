@@ -307,9 +307,28 @@ impl Store {
     /// one sent or failed). A message whose recipients were all sent is removed in the same
     /// transaction (one commit, no window in which it lingers); one with failures stays for
     /// its bounce, then `queue_remove`.
+    ///
+    /// Sent and deferred recipients of a message kept inside the database commit without an
+    /// fsync of their own (decision 0018): a power cut can only undo such a record, so the
+    /// message is tried again (sent twice at worst), never lost; the next full commit makes it
+    /// durable. Failures (which lead to a bounce) and messages kept as files commit fully.
     pub fn queue_record(&self, queue_id: &str, attempts: &[Attempt]) -> Result<bool> {
         let now = now_unix();
-        let (done, files) = self.write(|tx| {
+        // A blob kept as a file is removed after the commit that drops the message: that
+        // commit must be durable first, or a power cut could bring back a message whose
+        // content is gone.
+        let file_blob: bool = self
+            .read(|c| {
+                Ok(c.prepare_cached(
+                    "SELECT b.data IS NULL FROM queue q JOIN blobs b ON b.hash = q.blob_hash
+                     WHERE q.queue_id = ?1",
+                )?
+                .query_row([queue_id], |r| r.get(0))
+                .optional()?)
+            })?
+            .unwrap_or(true);
+        let lazy = !file_blob && attempts.iter().all(|a| a.outcome != AttemptOutcome::Failed);
+        let record = |tx: &rusqlite::Transaction<'_>| {
             let row: i64 = tx
                 .query_row(
                     "SELECT id FROM queue WHERE queue_id = ?1",
@@ -347,7 +366,12 @@ impl Store {
                 files.extend(delete_message(tx, row)?);
             }
             Ok((left == 0, files))
-        })?;
+        };
+        let (done, files) = if lazy {
+            self.write_lazy(record)?
+        } else {
+            self.write(record)?
+        };
         crate::check::remove_blob_files(self.data_dir(), &files);
         Ok(done)
     }
