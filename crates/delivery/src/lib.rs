@@ -74,7 +74,13 @@ pub async fn deliver_and_queue(
     outbound: Option<QueuedMessage>,
 ) -> Result<Report, DeliveryError> {
     let content = blob.content()?;
-    let meta = meta::parse(&content);
+    // A message that only leaves is never read from a mailbox: its header is enough (for the
+    // Message-ID in the logs); the full parse is for local copies.
+    let meta = if recipients.is_empty() {
+        meta::parse_header_only(&content)
+    } else {
+        meta::parse(&content)
+    };
     drop(content);
     let mut targets: Vec<Target> = Vec::new();
     let mut target_of: Vec<Vec<usize>> = Vec::with_capacity(recipients.len());

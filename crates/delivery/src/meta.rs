@@ -109,6 +109,25 @@ fn search_text(m: &Message<'_>, out: &mut String) {
 
 /// Parses a message. One mail-parser cannot read still gets a minimal structure: delivery
 /// never fails on content.
+/// Only what a message that no mailbox keeps needs: its Message-ID. Everything else is empty.
+pub fn parse_header_only(raw: &[u8]) -> Meta {
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(raw.len(), |i| i + 4);
+    let message_id = MessageParser::default()
+        .parse_headers(&raw[..end])
+        .and_then(|m| m.message_id().map(str::to_string));
+    Meta {
+        envelope: "{}".into(),
+        structure: "{}".into(),
+        headers: "[]".into(),
+        message_id,
+        search_text: String::new(),
+        search_headers: String::new(),
+    }
+}
+
 pub fn parse(raw: &[u8]) -> Meta {
     match MessageParser::default().parse(raw) {
         Some(message) => {
