@@ -86,7 +86,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         ],
     ),
     ("facteur-acme", &["facteur-net", "facteur-config"]),
-    ("facteur-testkit", &[]),
+    ("facteur-testkit", &["facteur-net", "facteur-model"]),
 ];
 
 /// Crates a sans-IO session must never depend on, directly.
