@@ -103,11 +103,7 @@ pub fn queue(config: &Config, cmd: QueueCommand) -> anyhow::Result<ExitCode> {
             );
         }
         QueueCommand::Show { id } => {
-            let Some(e) = store
-                .queue_entries()?
-                .into_iter()
-                .find(|e| e.message.queue_id == id)
-            else {
+            let Some(e) = store.queue_entry(&id)? else {
                 return missing(&id);
             };
             let m = &e.message;

@@ -630,27 +630,14 @@ impl Session {
                 let Ok(_slot) = ctx.verifications.acquire().await else {
                     return Ok(self.unavailable(tag));
                 };
-                let directory = self.ctx.directory.clone();
-                let response = response.take();
-                let step = tokio::task::spawn_blocking(move || {
-                    let outcome = if first {
-                        exchange.start(&directory, response.as_deref())
-                    } else {
-                        exchange.step(&directory, response.as_deref().unwrap_or_default())
-                    };
-                    (exchange, outcome)
-                })
-                .await;
-                match step {
-                    Ok((back, outcome)) => {
-                        exchange = back;
-                        outcome
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "authentication task failed");
-                        return Ok(self.unavailable(tag));
-                    }
-                }
+                let step = exchange
+                    .next_blocking(self.ctx.directory.clone(), first, response.take())
+                    .await;
+                let Some((back, outcome)) = step else {
+                    return Ok(self.unavailable(tag));
+                };
+                exchange = back;
+                outcome
             };
             first = false;
             match outcome {

@@ -212,7 +212,7 @@ impl Connection {
         if first {
             self.sasl = self.ctx.directory.sasl_start(mechanism, &self.ctx.hostname);
         }
-        let Some(mut exchange) = self.sasl.take() else {
+        let Some(exchange) = self.sasl.take() else {
             return Err(LoginResult::BadCredentials);
         };
         let decoded = match response.map(|r| sasl::decode_base64(&r)) {
@@ -224,23 +224,12 @@ impl Connection {
             let Ok(_slot) = self.ctx.verifications.acquire().await else {
                 return Err(LoginResult::Failed);
             };
-            let directory = self.ctx.directory.clone();
-            tokio::task::spawn_blocking(move || {
-                let outcome = if first {
-                    exchange.start(&directory, decoded.as_deref())
-                } else {
-                    exchange.step(&directory, decoded.as_deref().unwrap_or_default())
-                };
-                (exchange, outcome)
-            })
-            .await
+            exchange
+                .next_blocking(self.ctx.directory.clone(), first, decoded)
+                .await
         };
-        let (exchange, outcome) = match step {
-            Ok(done) => done,
-            Err(e) => {
-                tracing::error!(error = %e, "authentication task failed");
-                return Err(LoginResult::Failed);
-            }
+        let Some((exchange, outcome)) = step else {
+            return Err(LoginResult::Failed);
         };
         match outcome {
             SaslOutcome::Challenge(c) => {

@@ -507,7 +507,6 @@ impl Connection {
         for chunk in stuffed.chunks(64 * 1024) {
             self.write(chunk, t.data_block).await?;
         }
-        self.flush(t.data_block).await?;
         let end = self.reply(t.data_end).await?;
         Ok(Sent {
             rcpt,
@@ -550,10 +549,6 @@ impl Connection {
             Ok(Err(e)) => Err(temporary(format!("{peer}: write failed: {e}"))),
             Err(_) => Err(temporary(format!("{peer}: write timed out"))),
         }
-    }
-
-    async fn flush(&mut self, timeout: Duration) -> Result<(), Failure> {
-        self.write(b"", timeout).await
     }
 
     /// Reads one reply (RFC 5321 §4.2.1: `250-` continues, `250 ` ends).

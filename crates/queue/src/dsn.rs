@@ -36,8 +36,7 @@ pub struct Report<'a> {
 
 /// The enhanced status to report (RFC 3464 §2.3.4): from the reply when it has one, else the
 /// class of the action with "other".
-fn status_of(diagnostic: &str, action: &str) -> String {
-    let e = explain::explain(diagnostic);
+fn status_of(e: &explain::Explanation, action: &str) -> String {
     match e.status {
         // RFC 3464 §2.3.4: a failed recipient's status is of class 5 even when the last
         // attempt was a temporary failure (the message expired).
@@ -83,8 +82,12 @@ pub fn build(r: &Report<'_>) -> Vec<u8> {
             r.hostname
         ));
     }
-    for x in r.recipients {
-        let e = explain::explain(x.diagnostic);
+    let explained: Vec<explain::Explanation> = r
+        .recipients
+        .iter()
+        .map(|x| explain::explain(x.diagnostic))
+        .collect();
+    for (x, e) in r.recipients.iter().zip(&explained) {
         out.push_str(&format!("<{}>:\r\n", x.address));
         if let Some(mta) = x.remote_mta {
             out.push_str(&format!(
@@ -112,7 +115,7 @@ pub fn build(r: &Report<'_>) -> Vec<u8> {
         "X-Facteur-Queue-ID: {}\r\nArrival-Date: {}\r\n",
         r.queue_id, r.arrival
     ));
-    for x in r.recipients {
+    for (x, e) in r.recipients.iter().zip(&explained) {
         out.push_str("\r\n");
         if let Some(o) = x.orcpt {
             out.push_str(&format!("Original-Recipient: {o}\r\n"));
@@ -121,7 +124,7 @@ pub fn build(r: &Report<'_>) -> Vec<u8> {
             "Final-Recipient: rfc822; {}\r\nAction: {}\r\nStatus: {}\r\n",
             x.address,
             x.action,
-            status_of(x.diagnostic, x.action)
+            status_of(e, x.action)
         ));
         if let Some(mta) = x.remote_mta {
             // RFC 3464 §2.3.5: `dns; NAME`; the attempt log says `NAME [ADDRESS]:PORT`.

@@ -538,10 +538,7 @@ async fn finish(
     hostname: &str,
     queue_id: &str,
 ) {
-    let Ok(Some(entry)) = store
-        .queue_entries()
-        .map(|all| all.into_iter().find(|e| e.message.queue_id == queue_id))
-    else {
+    let Ok(Some(entry)) = store.queue_entry(queue_id) else {
         return;
     };
     let failed: Vec<DueRecipient> = entry

@@ -80,7 +80,7 @@ impl Auth {
     }
 
     async fn run(&mut self, directory: &Directory, response: Option<Vec<u8>>) -> Outcome {
-        let Some(mut exchange) = self.exchange.take() else {
+        let Some(exchange) = self.exchange.take() else {
             return Outcome::Unavailable;
         };
         let Ok(_slot) = slots().acquire().await else {
@@ -88,22 +88,11 @@ impl Auth {
         };
         let first = !self.started;
         self.started = true;
-        let directory = directory.clone();
-        let step = tokio::task::spawn_blocking(move || {
-            let outcome = if first {
-                exchange.start(&directory, response.as_deref())
-            } else {
-                exchange.step(&directory, response.as_deref().unwrap_or_default())
-            };
-            (exchange, outcome)
-        })
-        .await;
-        let (exchange, outcome) = match step {
-            Ok(done) => done,
-            Err(e) => {
-                tracing::error!(error = %e, "authentication task failed");
-                return Outcome::Unavailable;
-            }
+        let Some((exchange, outcome)) = exchange
+            .next_blocking(directory.clone(), first, response)
+            .await
+        else {
+            return Outcome::Unavailable;
         };
         self.exchange = Some(exchange);
         match outcome {

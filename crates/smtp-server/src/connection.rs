@@ -287,29 +287,43 @@ impl Connection<'_> {
 
     /// Submission's sender rule for MAIL FROM (the From: header is checked at the end).
     fn check_sender(&self, mail: &MailFrom) -> Result<(), Reply> {
-        let (Some(login), Some(sender)) = (&self.login, &mail.sender) else {
-            // RFC 5321 §4.5.5: the null sender (MDNs, vacation replies) is allowed.
+        // RFC 5321 §4.5.5: the null sender (MDNs, vacation replies) is allowed.
+        let Some(sender) = &mail.sender else {
             return Ok(());
         };
-        if !self.ctx.submission.check_sender {
-            return Ok(());
-        }
         let shown = sender.to_string();
-        let refused = || {
-            tracing::info!(role = self.ctx.role.name(), remote = %self.peer,
-                user = %login.mailbox.address, sender = %shown, "sender refused: not owned by the account");
-            Err(reply::sender_not_owned(&shown, &login.mailbox.address))
-        };
-        match Address::parse(&shown) {
-            Some(a) => match self.ctx.directory.may_send_as(&login.mailbox, &a) {
-                Ok(true) => Ok(()),
-                Ok(false) => refused(),
-                Err(e) => {
-                    tracing::error!(error = %e, "directory lookup failed for the sender");
-                    Err(reply::local_error())
+        self.sender_rule(&shown, reply::sender_not_owned)
+            .inspect_err(|r| {
+                if r.code == 553 {
+                    tracing::info!(role = self.ctx.role.name(), remote = %self.peer,
+                        user = self.session.authenticated().unwrap_or("-"), sender = %shown,
+                        "sender refused: not owned by the account");
                 }
-            },
-            None => refused(),
+            })
+    }
+
+    /// The sender rule for one address (MAIL FROM or From:): Ok when the account may use it
+    /// or the rule is off; `refusal(address, account)` when not; a local error when the
+    /// directory cannot say.
+    fn sender_rule(&self, address: &str, refusal: fn(&str, &str) -> Reply) -> Result<(), Reply> {
+        let Some(login) = self
+            .login
+            .as_ref()
+            .filter(|_| self.ctx.submission.check_sender)
+        else {
+            return Ok(());
+        };
+        let owned = match Address::parse(address) {
+            Some(a) => self.ctx.directory.may_send_as(&login.mailbox, &a),
+            None => Ok(false),
+        };
+        match owned {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(refusal(address, &login.mailbox.address)),
+            Err(e) => {
+                tracing::error!(error = %e, "directory lookup failed for the sender rule");
+                Err(reply::local_error())
+            }
         }
     }
 
@@ -371,29 +385,10 @@ impl Connection<'_> {
             return;
         };
         let info = header::inspect(&split.header);
-        if let Some(login) = &self.login
-            && self.ctx.submission.check_sender
-        {
-            for from in &info.from {
-                let owned = match Address::parse(from) {
-                    Some(a) => self.ctx.directory.may_send_as(&login.mailbox, &a),
-                    None => Ok(false),
-                };
-                match owned {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        body.refusal =
-                            Some(reply::from_header_not_owned(from, &login.mailbox.address));
-                        break;
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "directory lookup failed for From:");
-                        body.refusal = Some(reply::local_error());
-                        break;
-                    }
-                }
-            }
-        }
+        body.refusal = info
+            .from
+            .iter()
+            .find_map(|from| self.sender_rule(from, reply::from_header_not_owned).err());
         let account = self.session.authenticated().unwrap_or("");
         let message_id = format!("{}@{}", body.queue_id, self.ctx.hostname);
         let added = header::additions(&info, account, &message_id, &rfc5322_date(body.started));

@@ -125,6 +125,48 @@ fn delete_message(tx: &rusqlite::Transaction<'_>, row: i64) -> Result<Option<Blo
     crate::check::release_blob(tx, &hash)
 }
 
+/// The queue's messages (or the one named) with their recipients and states.
+fn entries(c: &Connection, queue_id: Option<&str>) -> Result<Vec<QueueEntry>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT q.id, q.queue_id, q.sender, q.envid, q.ret_full, q.smtputf8, q.body_8bit,
+                q.submitter, q.created, q.held, b.size
+         FROM queue q JOIN blobs b ON b.hash = q.blob_hash
+         WHERE ?1 IS NULL OR q.queue_id = ?1 ORDER BY q.id",
+    )?;
+    let mut entries = stmt
+        .query_map([queue_id], entry_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut rcpts = c.prepare_cached(
+        "SELECT address, notify, orcpt, state, attempts, next_attempt, last_reply
+         FROM queue_recipients WHERE queue_row = ?1 ORDER BY position",
+    )?;
+    for (row, entry) in &mut entries {
+        let list = rcpts.query_map([*row], |r| {
+            let notify: String = r.get(1)?;
+            Ok((
+                QueuedRecipient {
+                    address: r.get(0)?,
+                    notify: split_notify(&notify),
+                    orcpt: r.get(2)?,
+                },
+                RecipientState {
+                    address: r.get(0)?,
+                    state: r.get(3)?,
+                    attempts: r.get(4)?,
+                    next_attempt: r.get(5)?,
+                    last_reply: r.get(6)?,
+                },
+            ))
+        })?;
+        for item in list {
+            let (rcpt, state) = item?;
+            entry.message.recipients.push(rcpt);
+            entry.states.push(state);
+        }
+    }
+    Ok(entries.into_iter().map(|(_, e)| e).collect())
+}
+
 fn split_notify(notify: &str) -> Vec<String> {
     notify
         .split(',')
@@ -136,44 +178,12 @@ fn split_notify(notify: &str) -> Vec<String> {
 impl Store {
     /// Every queued message with its recipients, oldest first.
     pub fn queue_entries(&self) -> Result<Vec<QueueEntry>> {
-        self.read(|c| {
-            let mut stmt = c.prepare(
-                "SELECT q.id, q.queue_id, q.sender, q.envid, q.ret_full, q.smtputf8, q.body_8bit,
-                        q.submitter, q.created, q.held, b.size
-                 FROM queue q JOIN blobs b ON b.hash = q.blob_hash ORDER BY q.id",
-            )?;
-            let rows = stmt.query_map([], entry_row)?;
-            let mut entries = rows.collect::<rusqlite::Result<Vec<_>>>()?;
-            let mut rcpts = c.prepare(
-                "SELECT address, notify, orcpt, state, attempts, next_attempt, last_reply
-                 FROM queue_recipients WHERE queue_row = ?1 ORDER BY position",
-            )?;
-            for (row, entry) in &mut entries {
-                let list = rcpts.query_map([*row], |r| {
-                    let notify: String = r.get(1)?;
-                    Ok((
-                        QueuedRecipient {
-                            address: r.get(0)?,
-                            notify: split_notify(&notify),
-                            orcpt: r.get(2)?,
-                        },
-                        RecipientState {
-                            address: r.get(0)?,
-                            state: r.get(3)?,
-                            attempts: r.get(4)?,
-                            next_attempt: r.get(5)?,
-                            last_reply: r.get(6)?,
-                        },
-                    ))
-                })?;
-                for item in list {
-                    let (rcpt, state) = item?;
-                    entry.message.recipients.push(rcpt);
-                    entry.states.push(state);
-                }
-            }
-            Ok(entries.into_iter().map(|(_, e)| e).collect())
-        })
+        self.read(|c| entries(c, None))
+    }
+
+    /// One queued message with its recipients.
+    pub fn queue_entry(&self, queue_id: &str) -> Result<Option<QueueEntry>> {
+        self.read(|c| Ok(entries(c, Some(queue_id))?.pop()))
     }
 
     /// The queued message's content (trace headers included), for delivery and `queue show`.

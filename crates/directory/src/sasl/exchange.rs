@@ -152,6 +152,27 @@ impl SaslExchange {
     }
 
     /// The next step with the client's (decoded) response.
+    /// `start` (when `first`) or `step`, on the runtime's blocking pool: a step may verify an
+    /// Argon2id hash. Gives the exchange back for the next step; None when the task failed.
+    pub async fn next_blocking(
+        mut self,
+        dir: Directory,
+        first: bool,
+        response: Option<Vec<u8>>,
+    ) -> Option<(SaslExchange, SaslOutcome)> {
+        let done = tokio::task::spawn_blocking(move || {
+            let outcome = if first {
+                self.start(&dir, response.as_deref())
+            } else {
+                self.step(&dir, response.as_deref().unwrap_or_default())
+            };
+            (self, outcome)
+        })
+        .await;
+        done.inspect_err(|e| tracing::error!(error = %e, "authentication task failed"))
+            .ok()
+    }
+
     pub fn step(&mut self, dir: &Directory, response: &[u8]) -> SaslOutcome {
         let state = std::mem::replace(&mut self.state, State::Done);
         match (self.mechanism, state) {
