@@ -128,6 +128,9 @@ pub struct Queue {
     /// Honour the MTA-STS policies (RFC 8461) recipient domains publish: only their listed MX
     /// hosts, over verified TLS.
     pub mta_sts: bool,
+    /// DANE (RFC 7672): when the resolver vouches (AD bit) for an MX host's addresses and its
+    /// TLSA records, TLS is required and the certificate must match them.
+    pub dane: bool,
     /// Send everything through this relay (for connections whose port 25 is blocked).
     pub smarthost: Option<Smarthost>,
     /// Per destination domain, a fixed `host:port` instead of the MX lookup (Postfix
@@ -171,6 +174,7 @@ impl Default for Queue {
             scan_secs: 30,
             smtp_port: 25,
             mta_sts: true,
+            dane: true,
             smarthost: None,
             transports: Default::default(),
         }

@@ -8,8 +8,11 @@
 //! an answer, whatever a server sends. No cache beyond the resolver's own (TTL-bound).
 #![forbid(unsafe_code)]
 
+mod secure;
+pub use secure::{Authenticated, Tlsa};
+
 use hickory_resolver::config::{
-    ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,
+    ConnectionConfig, NameServerConfig, ProtocolConfig, ResolveHosts, ResolverConfig, ResolverOpts,
 };
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::{DnsError as HickoryDnsError, NetError};
@@ -101,6 +104,9 @@ pub struct Resolver {
     servers: String,
     timeout: Duration,
     attempts: usize,
+    /// The same servers, for the lookups whose AD bit matters (secure.rs).
+    nameservers: std::sync::Arc<Vec<SocketAddr>>,
+    cache: secure::SharedCache,
 }
 
 impl std::fmt::Debug for Resolver {
@@ -119,9 +125,22 @@ impl Resolver {
     /// both cases. Needs no runtime; lookups need a tokio one.
     pub fn new(options: &ResolverOptions) -> Result<Resolver, SetupError> {
         let provider = TokioRuntimeProvider::default();
+        let mut nameservers = options.nameservers.clone();
         let (mut builder, servers) = if options.nameservers.is_empty() {
-            let builder = TokioResolver::builder_tokio()
+            let (config, system_options) = hickory_resolver::system_conf::read_system_conf()
                 .map_err(|e| SetupError(format!("reading /etc/resolv.conf: {e}")))?;
+            for ns in config.name_servers() {
+                if let Some(port) = ns
+                    .connections
+                    .iter()
+                    .find(|c| matches!(c.protocol, ProtocolConfig::Udp))
+                    .map(|c| c.port)
+                {
+                    nameservers.push(SocketAddr::new(ns.ip, port));
+                }
+            }
+            let mut builder = HickoryResolver::builder_with_config(config, provider);
+            *builder.options_mut() = system_options;
             (builder, "the name servers of /etc/resolv.conf".to_string())
         } else {
             let name_servers = options
@@ -159,6 +178,8 @@ impl Resolver {
             servers,
             timeout,
             attempts,
+            nameservers: std::sync::Arc::new(nameservers),
+            cache: Default::default(),
         })
     }
 

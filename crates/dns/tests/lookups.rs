@@ -261,3 +261,110 @@ fn the_server_serves_sync_code_too() {
         Ok(MxAnswer::Records(vec![mx(10, "mx.example.com")]))
     );
 }
+
+// DANE's lookups (RFC 7672 §2.2): the resolver's AD bit is reported as is.
+
+#[tokio::test]
+async fn tlsa_records_and_their_dnssec_status() {
+    let dns = server();
+    dns.add_tlsa("_25._tcp.mx.signed.example", 3, 1, 1, &[0xab; 32])
+        .add_tlsa("_25._tcp.mx.signed.example", 2, 0, 2, &[0xcd; 64])
+        .add_tlsa("_25._tcp.mx.plain.example", 3, 1, 1, &[0xef; 32])
+        .add_a("mx.signed.example", Ipv4Addr::new(192, 0, 2, 1))
+        .sign("signed.example");
+    let resolver = resolver(&dns);
+    let signed = resolver.tlsa("mx.signed.example", 25).await.unwrap();
+    assert!(signed.secure);
+    assert_eq!(signed.value.len(), 2);
+    assert_eq!(
+        (
+            signed.value[0].usage,
+            signed.value[0].selector,
+            signed.value[0].matching
+        ),
+        (3, 1, 1)
+    );
+    assert_eq!(signed.value[0].data, vec![0xab; 32]);
+    assert_eq!(signed.value[1].data.len(), 64);
+    let plain = resolver.tlsa("mx.plain.example", 25).await.unwrap();
+    assert!(!plain.secure);
+    assert_eq!(plain.value.len(), 1);
+    // An authenticated denial: secure, no record (pre-DANE TLS for that host).
+    let none = resolver.tlsa("other.signed.example", 25).await.unwrap();
+    assert!(none.secure && none.value.is_empty());
+    // NODATA at an existing signed name.
+    let nodata = resolver.tlsa("mx.signed.example", 587).await.unwrap();
+    assert!(nodata.value.is_empty());
+    let unsigned_none = resolver.tlsa("nothing.example", 25).await.unwrap();
+    assert!(!unsigned_none.secure && unsigned_none.value.is_empty());
+}
+
+#[tokio::test]
+async fn tlsa_servfail_is_temporary() {
+    // A validating resolver answers SERVFAIL for a bogus answer.
+    let dns = server();
+    dns.fail("_25._tcp.mx.bogus.example", ResponseCode::ServFail)
+        .sign("bogus.example");
+    let err = resolver(&dns)
+        .tlsa("mx.bogus.example", 25)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DnsError::Temporary(_)), "{err:?}");
+    assert!(err.to_string().contains("SERVFAIL"), "{err}");
+}
+
+#[tokio::test]
+async fn authenticated_addresses() {
+    let dns = server();
+    dns.add_a("mx.signed.example", Ipv4Addr::new(192, 0, 2, 1))
+        .add_aaaa("mx.signed.example", Ipv6Addr::LOCALHOST)
+        .add_a("mx.plain.example", Ipv4Addr::new(192, 0, 2, 2))
+        .sign("signed.example");
+    let resolver = resolver(&dns);
+    let first = Instant::now();
+    let signed = resolver
+        .ips_authenticated("mx.signed.example")
+        .await
+        .unwrap();
+    assert!(signed.secure);
+    assert_eq!(
+        signed.value,
+        vec![
+            IpAddr::V6(Ipv6Addr::LOCALHOST),
+            IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))
+        ]
+    );
+    let plain = resolver
+        .ips_authenticated("mx.plain.example")
+        .await
+        .unwrap();
+    assert!(!plain.secure);
+    assert_eq!(plain.value, vec![IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2))]);
+    let missing = resolver
+        .ips_authenticated("gone.signed.example")
+        .await
+        .unwrap_err();
+    assert!(missing.is_permanent(), "{missing:?}");
+    // Answers are cached for their TTL (the test server's is one second): asking again
+    // within it sends no question.
+    let asked = dns.queries();
+    resolver
+        .ips_authenticated("mx.signed.example")
+        .await
+        .unwrap();
+    if first.elapsed() < Duration::from_millis(900) {
+        assert_eq!(dns.queries(), asked);
+    }
+}
+
+#[tokio::test]
+async fn large_tlsa_answers_come_over_tcp() {
+    let dns = server();
+    for i in 0..30u8 {
+        dns.add_tlsa("_25._tcp.mx.big.example", 3, 0, 2, &[i; 64]);
+    }
+    dns.sign("big.example");
+    let answer = resolver(&dns).tlsa("mx.big.example", 25).await.unwrap();
+    assert!(answer.secure);
+    assert_eq!(answer.value.len(), 30);
+}

@@ -640,6 +640,19 @@ mod tests {
                 "TLS",
             ),
             (
+                "mx.example.com [192.0.2.1]:25: TLS handshake failed: DANE: the certificate \
+                 of mx.example.com matches none of its 1 usable TLSA record",
+                (4, 7, 5),
+                false,
+                "TLSA (DANE)",
+            ),
+            (
+                "MTA-STS: no MX host of example.com matches its policy (mx.example.net)",
+                (4, 7, 5),
+                false,
+                "MTA-STS policy",
+            ),
+            (
                 "no MX for example.invalid",
                 (5, 4, 4),
                 true,

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod client;
+pub mod dane;
 pub mod downgrade;
 pub mod dsn;
 pub mod explain;

@@ -19,6 +19,35 @@ pub struct Target {
     pub verified: Option<Arc<rustls::ClientConfig>>,
     /// AUTH PLAIN credentials (smarthost).
     pub auth: Option<(String, String)>,
+    /// Which rule set `tls` and `verified`.
+    pub policy: Policy,
+}
+
+/// Why a target's TLS is what it is; shown with every attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// Opportunistic STARTTLS (RFC 7435), or the smarthost's configured TLS.
+    Default,
+    /// The destination's MTA-STS policy in enforce mode (RFC 8461 §4.2).
+    MtaSts,
+    /// Authenticated by the host's TLSA records (RFC 7672 §2.2).
+    Dane,
+    /// The host's TLSA records are all unusable: TLS required, not authenticated (RFC 7672 §2.2).
+    DaneUnusable,
+}
+
+impl Policy {
+    /// How an attempt's TLS is described, given whether TLS was used.
+    pub fn describe(self, tls: TlsMode, encrypted: bool) -> &'static str {
+        match (encrypted, self, tls) {
+            (false, _, _) => "no TLS",
+            (true, Policy::Dane, _) => "TLS, DANE-authenticated",
+            (true, Policy::DaneUnusable, _) => "TLS, unauthenticated: no usable TLSA record",
+            (true, Policy::MtaSts, _) => "TLS, MTA-STS-verified",
+            (true, Policy::Default, TlsMode::Opportunistic) => "TLS",
+            (true, Policy::Default, _) => "TLS, verified",
+        }
+    }
 }
 
 impl Target {
@@ -55,6 +84,8 @@ pub struct Route {
     pub mx_port: u16,
     /// MTA-STS policies (RFC 8461), when enabled.
     pub mta_sts: Option<Arc<crate::mta_sts::MtaSts>>,
+    /// DANE (RFC 7672) for MX hosts and transports, when the resolver vouches for them.
+    pub dane: bool,
 }
 
 impl Default for Route {
@@ -65,6 +96,7 @@ impl Default for Route {
             resolver: None,
             mx_port: 25,
             mta_sts: None,
+            dane: false,
         }
     }
 }
@@ -125,6 +157,7 @@ impl Route {
             resolver,
             mx_port: q.smtp_port,
             mta_sts: None,
+            dane: q.dane,
         })
     }
 
@@ -139,12 +172,15 @@ impl Route {
                     tls: s.tls,
                     verified: s.verified.clone(),
                     auth: s.auth.clone(),
+                    policy: Policy::Default,
                 });
             }
             return Ok(out);
         }
         if let Some((host, port)) = self.transports.get(domain) {
-            return self.plain_targets(std::slice::from_ref(host), *port).await;
+            return self
+                .plain_targets(domain, std::slice::from_ref(host), *port)
+                .await;
         }
         let Some(resolver) = &self.resolver else {
             return Err(RouteError::Temporary("no DNS resolver".into()));
@@ -201,12 +237,14 @@ impl Route {
                 )));
             }
         }
-        let mut targets = self.plain_targets(&hosts, self.mx_port).await?;
+        let mut targets = self.plain_targets(domain, &hosts, self.mx_port).await?;
         if enforce {
             // RFC 8461 §4.2: TLS with a certificate valid for the MX name, or no delivery.
-            for t in &mut targets {
+            // A host DANE applies to keeps DANE (RFC 8461 §2: DANE takes precedence).
+            for t in targets.iter_mut().filter(|t| t.policy == Policy::Default) {
                 t.tls = TlsMode::Required;
                 t.verified = self.mta_sts.as_ref().map(|s| s.verified.clone());
+                t.policy = Policy::MtaSts;
             }
         }
         if targets.is_empty() {
@@ -218,18 +256,34 @@ impl Route {
         Ok(targets)
     }
 
-    async fn plain_targets(&self, hosts: &[String], port: u16) -> Result<Vec<Target>, RouteError> {
+    /// The addresses of `hosts` (the mail hosts of `domain`), with DANE applied per host.
+    async fn plain_targets(
+        &self,
+        domain: &str,
+        hosts: &[String],
+        port: u16,
+    ) -> Result<Vec<Target>, RouteError> {
         let mut out = Vec::new();
         let mut last = None;
         for host in hosts {
-            match self.addresses(host, port).await {
-                Ok(addrs) => out.extend(addrs.into_iter().map(|addr| Target {
-                    name: host.trim_end_matches('.').to_string(),
-                    addr,
-                    tls: TlsMode::Opportunistic,
-                    verified: None,
-                    auth: None,
-                })),
+            let found = if self.dane {
+                self.dane_addresses(domain, host, port).await
+            } else {
+                self.addresses(host, port)
+                    .await
+                    .map(|addrs| (addrs, TlsMode::Opportunistic, None, Policy::Default))
+            };
+            match found {
+                Ok((addrs, tls, verified, policy)) => {
+                    out.extend(addrs.into_iter().map(|addr| Target {
+                        name: host.trim_end_matches('.').to_string(),
+                        addr,
+                        tls,
+                        verified: verified.clone(),
+                        auth: None,
+                        policy,
+                    }))
+                }
                 Err(e) => last = Some(e),
             }
         }
@@ -237,6 +291,69 @@ impl Route {
             (true, Some(e)) => Err(e),
             _ => Ok(out),
         }
+    }
+
+    /// A host's addresses and its TLS under RFC 7672 §2.2: when the resolver vouches for the
+    /// addresses, the TLSA records at `_PORT._tcp.HOST` decide. Secure and usable: TLS required
+    /// and authenticated by them; secure but none usable: TLS required, unauthenticated; none
+    /// or insecure: opportunistic TLS as before. A failed TLSA lookup makes the host unusable
+    /// for now (a temporary error: the next host is tried, then the message waits).
+    async fn dane_addresses(
+        &self,
+        domain: &str,
+        host: &str,
+        port: u16,
+    ) -> Result<
+        (
+            Vec<SocketAddr>,
+            TlsMode,
+            Option<Arc<rustls::ClientConfig>>,
+            Policy,
+        ),
+        RouteError,
+    > {
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let Some(resolver) = self
+            .resolver
+            .as_ref()
+            .filter(|_| bare.parse::<std::net::IpAddr>().is_err())
+        else {
+            let addrs = self.addresses(host, port).await?;
+            return Ok((addrs, TlsMode::Opportunistic, None, Policy::Default));
+        };
+        let ips = match resolver.ips_authenticated(host).await {
+            Ok(ips) => ips,
+            Err(e) => return Err(address_error(host, e)),
+        };
+        let addrs = ips
+            .value
+            .into_iter()
+            .map(|ip| SocketAddr::new(ip, port))
+            .collect();
+        if !ips.secure {
+            return Ok((addrs, TlsMode::Opportunistic, None, Policy::Default));
+        }
+        let tlsa = resolver.tlsa(host, port).await.map_err(|e| {
+            RouteError::Temporary(format!(
+                "DANE: the TLSA records of {host} cannot be read, so it is not used for now: {e}"
+            ))
+        })?;
+        if !tlsa.secure || tlsa.value.is_empty() {
+            return Ok((addrs, TlsMode::Opportunistic, None, Policy::Default));
+        }
+        let usable = crate::dane::usable(&tlsa.value);
+        if usable.is_empty() {
+            tracing::info!(%host, records = tlsa.value.len(),
+                "DANE: no usable TLSA record (PKIX usages or unknown types); TLS required without authentication");
+            return Ok((
+                addrs,
+                TlsMode::Required,
+                Some(crate::client::opportunistic_tls()),
+                Policy::DaneUnusable,
+            ));
+        }
+        let config = crate::dane::client_config(host, domain, usable);
+        Ok((addrs, TlsMode::Required, Some(config), Policy::Dane))
     }
 
     /// A host's addresses: an IP literal as is; a name through the configured resolver, or the
@@ -252,17 +369,21 @@ impl Route {
                     .into_iter()
                     .map(|ip| SocketAddr::new(ip, port))
                     .collect()),
-                Err(facteur_dns::DnsError::NotFound(why)) => Err(RouteError::Temporary(format!(
-                    "the mail host {host} has no address ({why})"
-                ))),
-                Err(e) => Err(RouteError::Temporary(format!(
-                    "DNS lookup of {host} failed: {e}"
-                ))),
+                Err(e) => Err(address_error(host, e)),
             };
         }
         match tokio::net::lookup_host((host, port)).await {
             Ok(addrs) => Ok(addrs.collect()),
             Err(e) => Err(RouteError::Temporary(format!("cannot resolve {host}: {e}"))),
         }
+    }
+}
+
+fn address_error(host: &str, e: facteur_dns::DnsError) -> RouteError {
+    match e {
+        facteur_dns::DnsError::NotFound(why) => {
+            RouteError::Temporary(format!("the mail host {host} has no address ({why})"))
+        }
+        e => RouteError::Temporary(format!("DNS lookup of {host} failed: {e}")),
     }
 }

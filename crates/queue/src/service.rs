@@ -293,10 +293,11 @@ impl Service {
             settings.verified = config.clone();
         }
         let key = format!(
-            "{}|{}|{:?}|{}",
+            "{}|{}|{:?}|{:?}|{}",
             target.addr,
             target.name,
             target.tls,
+            target.policy,
             target.auth.as_ref().map_or("", |(u, _)| u.as_str())
         );
         let mut pooled = self.pool.take(&key);
@@ -333,7 +334,11 @@ impl Service {
                 other => break (conn, other),
             }
         };
-        let host = conn.peer.clone();
+        let host = format!(
+            "{} ({})",
+            conn.peer,
+            target.policy.describe(target.tls, conn.tls)
+        );
         let sent = match sent {
             Ok(s) => s,
             Err(f) if f.permanent => {

@@ -3,72 +3,16 @@
 //! only at a listed MX with a valid certificate; an MX outside the policy, or one whose
 //! certificate does not verify, gets nothing (the message waits, never in clear text).
 
-use facteur_directory::{Directory, Options as DirectoryOptions};
 use facteur_net::{Shutdown, TlsSettings, load_tls};
-use facteur_queue::client::{Settings, Timeouts, TlsMode, opportunistic_tls, verified_tls};
+use facteur_queue::client::verified_tls;
 use facteur_queue::mta_sts::MtaSts;
 use facteur_queue::route::Route;
-use facteur_queue::service::Service;
-use facteur_store::{Options as StoreOptions, QueuedMessage, QueuedRecipient, Store};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-struct Dir(PathBuf);
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn store(dir: &Path, domain: &str, user: &str) -> (Store, Directory) {
-    let store = Store::open(StoreOptions {
-        data_dir: dir.to_path_buf(),
-        inline_blob_max: 4096,
-        group_commit_max: 8,
-    })
-    .unwrap();
-    let directory = Directory::new(
-        store.clone(),
-        DirectoryOptions {
-            subaddress_separator: "+".into(),
-            default_quota: 0,
-            auth_cache_ttl: Duration::ZERO,
-        },
-    );
-    directory.add_domain(domain).unwrap();
-    directory
-        .add_account(&format!("{user}@{domain}"), "secret", None)
-        .unwrap();
-    (store, directory)
-}
-
-/// A CA, and a certificate it signed for `names`, written to `dir`; returns (ca, cert, key).
-fn certificates(dir: &Path, names: &[&str]) -> (PathBuf, PathBuf, PathBuf) {
-    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(rcgen::DnType::CommonName, "facteur test CA");
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let leaf =
-        rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
-            .unwrap();
-    let leaf_key = rcgen::KeyPair::generate().unwrap();
-    let leaf_cert = leaf.signed_by(&leaf_key, &ca_cert, &ca_key).unwrap();
-    std::fs::create_dir_all(dir).unwrap();
-    let paths = (
-        dir.join("ca.pem"),
-        dir.join("leaf.pem"),
-        dir.join("leaf.key"),
-    );
-    std::fs::write(&paths.0, ca_cert.pem()).unwrap();
-    std::fs::write(&paths.1, leaf_cert.pem()).unwrap();
-    std::fs::write(&paths.2, leaf_key.serialize_pem()).unwrap();
-    paths
-}
+mod common;
+use common::{Dir, certificates, mx, queue, service, store, wait_tried};
 
 /// The policy server: answers by the Host it is asked for.
 async fn policy_server(acceptor: tokio_rustls::TlsAcceptor) -> u16 {
@@ -112,53 +56,6 @@ async fn policy_server(acceptor: tokio_rustls::TlsAcceptor) -> u16 {
     port
 }
 
-fn mx(
-    dir: &Path,
-    store: &Store,
-    directory: &Directory,
-    tls: tokio_rustls::TlsAcceptor,
-    listener: tokio::net::TcpListener,
-    shutdown: &Shutdown,
-) {
-    let _ = dir;
-    let ctx = Arc::new(facteur_smtp_server::Context {
-        role: facteur_smtp_server::Role::Smtp,
-        hostname: "mx.remote.test".into(),
-        settings: facteur_config::Smtp::default(),
-        submission: facteur_config::Submission::default(),
-        directory: directory.clone(),
-        store: store.clone(),
-        tls: Some(tls),
-        shutdown: shutdown.clone(),
-        queued: None,
-    });
-    tokio::spawn(facteur_smtp_server::serve(listener, ctx));
-}
-
-async fn queue(store: &Store, id: &str, to: &str) {
-    let mut w = store.blob_writer();
-    w.write(format!("From: alice@example.test\r\nSubject: {id}\r\n\r\nhello\r\n").as_bytes())
-        .unwrap();
-    let envelope = facteur_delivery::Envelope {
-        return_path: "alice@example.test",
-        queue_id: id,
-        internal_date: 0,
-        enforce_quota: false,
-    };
-    let outbound = QueuedMessage {
-        queue_id: id.into(),
-        sender: "alice@example.test".into(),
-        recipients: vec![QueuedRecipient {
-            address: to.into(),
-            ..Default::default()
-        }],
-        ..Default::default()
-    };
-    facteur_delivery::deliver_and_queue(store, w.finish().unwrap(), &envelope, &[], Some(outbound))
-        .await
-        .unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enforce_mode_delivers_only_to_listed_mx_over_verified_tls() {
     let root = std::env::temp_dir().join(format!("facteur-mta-sts-{}", std::process::id()));
@@ -197,10 +94,9 @@ async fn enforce_mode_delivers_only_to_listed_mx_over_verified_tls() {
         .add_account("bob@strict.test", "secret", None)
         .unwrap();
     mx(
-        &root,
         &recv_store,
         &recv_dir,
-        good_tls.clone(),
+        Some(good_tls.clone()),
         good,
         &shutdown,
     );
@@ -210,7 +106,7 @@ async fn enforce_mode_delivers_only_to_listed_mx_over_verified_tls() {
     })
     .unwrap()
     .acceptor;
-    mx(&root, &recv_store, &recv_dir, bad_tls, bad, &shutdown);
+    mx(&recv_store, &recv_dir, Some(bad_tls), bad, &shutdown);
     let policy_port = policy_server(good_tls).await;
 
     let dns = facteur_testkit::dns::DnsServer::start(([127, 0, 0, 1], 0).into());
@@ -240,55 +136,12 @@ async fn enforce_mode_delivers_only_to_listed_mx_over_verified_tls() {
         ..Route::default()
     };
     let (send_store, send_dir) = store(&root.join("send"), "example.test", "alice");
-    let svc = Arc::new(Service {
-        store: send_store.clone(),
-        directory: send_dir,
-        hostname: "mx.example.test".into(),
-        options: facteur_config::Queue {
-            retry_secs: vec![3600],
-            scan_secs: 1,
-            ..Default::default()
-        },
-        client: Settings {
-            helo: "mx.example.test".into(),
-            tls: TlsMode::Opportunistic,
-            verified,
-            opportunistic: opportunistic_tls(),
-            timeouts: Timeouts::default(),
-        },
-        route,
-        wake: Arc::default(),
-        delay_warning: Duration::ZERO,
-        pool: Default::default(),
-        destinations: Default::default(),
-        rates: Default::default(),
-        shutdown: shutdown.clone(),
-    });
+    let svc = service(&send_store, send_dir, route, verified, &shutdown);
     queue(&send_store, "GOOD", "bob@remote.test").await;
     queue(&send_store, "STRICT", "bob@strict.test").await;
     queue(&send_store, "BADCERT", "bob@badcert.test").await;
     tokio::spawn(svc.run());
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let tried = ["GOOD", "STRICT", "BADCERT"].iter().all(|id| {
-            !send_store.queue_attempts(id).unwrap_or_default().is_empty() || {
-                *id == "GOOD"
-                    && send_store
-                        .queue_entries()
-                        .unwrap()
-                        .iter()
-                        .all(|e| e.message.queue_id != "GOOD")
-            }
-        });
-        if tried {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "not every message was tried"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_tried(&send_store, &["GOOD", "STRICT", "BADCERT"]).await;
     let left: Vec<String> = send_store
         .queue_entries()
         .unwrap()

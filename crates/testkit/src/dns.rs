@@ -11,6 +11,11 @@
 //! are compared without case (RFC 4343) and without the trailing dot. No CNAME, wildcard or
 //! delegation, no SOA in negative answers.
 //!
+//! DNSSEC is played, not done: `sign(suffix)` marks the names at and below `suffix` as if a
+//! validating resolver had checked them, and their answers (NXDOMAIN and NODATA included) carry
+//! the AD bit when the question asked for it with AD or DO (RFC 6840 §5.7-5.8). No RRSIG is
+//! ever sent: a client that trusts its resolver's AD bit, as facteur does, cannot tell.
+//!
 //! The server runs on its own thread with a current-thread runtime: `start` is a plain
 //! function, usable from sync tests and from any async test (also `#[tokio::test]`'s
 //! single-threaded runtime, whose thread the test may block). Dropping the server stops it.
@@ -18,7 +23,7 @@
 pub use hickory_proto::op::ResponseCode;
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode};
-use hickory_proto::rr::rdata::{A, AAAA, MX, TXT};
+use hickory_proto::rr::rdata::{A, AAAA, MX, TLSA, TXT};
 use hickory_proto::rr::{Name, RData, Record};
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -35,6 +40,16 @@ const EDNS_PAYLOAD: u16 = 1232;
 #[derive(Default)]
 struct Zone {
     names: HashMap<String, Node>,
+    /// Suffixes whose answers are "authenticated" (see the module documentation).
+    signed: Vec<String>,
+}
+
+impl Zone {
+    fn is_signed(&self, owner: &str) -> bool {
+        self.signed
+            .iter()
+            .any(|s| owner == s || owner.ends_with(&format!(".{s}")))
+    }
 }
 
 #[derive(Default)]
@@ -148,6 +163,33 @@ impl DnsServer {
     /// until `remove(name)`. The name need not have records.
     pub fn fail(&self, name: &str, rcode: ResponseCode) -> &Self {
         self.zone().names.entry(key(name)).or_default().fail = Some(rcode);
+        self
+    }
+
+    /// A TLSA record (RFC 6698 §2.1) at `name` (`_25._tcp.mx.example`).
+    pub fn add_tlsa(
+        &self,
+        name: &str,
+        usage: u8,
+        selector: u8,
+        matching: u8,
+        data: &[u8],
+    ) -> &Self {
+        self.add(
+            name,
+            RData::TLSA(TLSA::new(
+                usage.into(),
+                selector.into(),
+                matching.into(),
+                data.to_vec(),
+            )),
+        )
+    }
+
+    /// Answers about `suffix` and every name below it carry the AD bit from now on, as a
+    /// validating resolver's answers about a signed zone.
+    pub fn sign(&self, suffix: &str) -> &Self {
+        self.zone().signed.push(key(suffix));
         self
     }
 
@@ -314,11 +356,15 @@ fn answer(request: &Message, reply: &mut Message, shared: &Shared) {
     };
     let owner = key(&query.name.to_ascii());
     let zone = shared.zone.lock().unwrap_or_else(|p| p.into_inner());
+    let asks_ad = request.metadata.authentic_data
+        || request.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok);
+    reply.metadata.authentic_data = asks_ad && zone.is_signed(&owner);
     let Some(node) = zone.names.get(&owner) else {
         reply.metadata.response_code = ResponseCode::NXDomain;
         return;
     };
     if let Some(rcode) = node.fail {
+        reply.metadata.authentic_data = false;
         reply.metadata.response_code = rcode;
         return;
     }

@@ -2076,6 +2076,40 @@ pub(super) static REFINEMENTS: &[Refinement] = &[
 /// What the queue records when there was no reply to quote. First match wins.
 pub(super) static OUTCOMES: &[Outcome] = &[
     oc(
+        &["dane", "tlsa"],
+        (4, 7, 5),
+        false,
+        i(
+            TheirDns,
+            "The recipient's server does not match its TLSA (DANE) records.",
+            "The mail host's zone is signed with DNSSEC and publishes TLSA records \
+             (_25._tcp.MX-HOST) saying which certificate its server uses; the server showed \
+             another one, offered no TLS, or the records could not be read. RFC 7672 forbids \
+             sending anyway: the message waits and is retried.",
+            "Compare `dig TLSA _25._tcp.MX-HOST +dnssec` with the certificate from `openssl \
+             s_client -starttls smtp -connect MX-HOST:25`. Usually the recipient renewed their \
+             certificate without updating the TLSA record first: only they can fix it. A DNS \
+             answer that fails validation (SERVFAIL) is also on their side.",
+        ),
+    ),
+    oc(
+        &["mta sts"],
+        (4, 7, 5),
+        false,
+        i(
+            TheirDns,
+            "The recipient's MTA-STS policy does not allow this delivery.",
+            "The recipient's domain publishes an MTA-STS policy in enforce mode (RFC 8461): \
+             mail only to the MX hosts it lists, over TLS with a valid certificate. The MX \
+             hosts found are not in the list, or their certificate did not verify, so the \
+             message waits rather than go elsewhere or unencrypted.",
+            "Fetch https://mta-sts.DOMAIN/.well-known/mta-sts.txt and compare its mx: lines \
+             with `dig MX DOMAIN +short`; test the certificate with `openssl s_client \
+             -starttls smtp -connect MX-HOST:25`. Only the recipient's provider can fix a \
+             mismatch.",
+        ),
+    ),
+    oc(
         &[
             "port 25 blocked",
             "port 25 is blocked",
