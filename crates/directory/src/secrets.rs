@@ -104,6 +104,30 @@ impl Directory {
         Ok(None)
     }
 
+    /// The verdict of [`Self::password_login`] when it is already known without Argon2id: the
+    /// account's password verified recently (the auth cache). None otherwise, wrong passwords
+    /// included: they always pay the full verification, on the blocking pool.
+    pub(crate) fn cached_password_login(
+        &self,
+        username: &str,
+        password: &str,
+        mechanism: Option<&'static str>,
+    ) -> Option<Login> {
+        let a = self.find_account(username).ok()??;
+        if !self.auth_cache.hit(a.id, &a.password, password) {
+            return None;
+        }
+        self.complete_secrets(&a, None, password);
+        Some(Login {
+            mailbox: Mailbox {
+                account: a.id,
+                address: a.address.clone(),
+            },
+            app_password: None,
+            mechanism,
+        })
+    }
+
     /// After a verified password login: computes and saves the SASL secrets this credential
     /// lacks (accounts and application passwords made before schema 5), and the CRAM-MD5
     /// states when CRAM-MD5 was enabled since (or drops them when it was disabled). A

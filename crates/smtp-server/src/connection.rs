@@ -434,7 +434,13 @@ impl Connection<'_> {
         let Some(writer) = writer else {
             return failure(reply::local_error());
         };
-        let blob = match tokio::task::spawn_blocking(move || writer.finish()).await {
+        // A body kept in memory finishes without I/O (a hash): no trip to the blocking pool.
+        let finished = if writer.in_memory() {
+            Ok(writer.finish())
+        } else {
+            tokio::task::spawn_blocking(move || writer.finish()).await
+        };
+        let blob = match finished {
             Ok(Ok(blob)) => blob,
             Ok(Err(e)) => {
                 tracing::error!(%queue_id, error = %e, "cannot store message");

@@ -84,6 +84,11 @@ impl BlobWriter {
         self.size
     }
 
+    /// True while the body is in memory: `finish` then does no I/O and may run anywhere.
+    pub fn in_memory(&self) -> bool {
+        self.spill.is_none()
+    }
+
     pub fn write(&mut self, data: &[u8]) -> Result<()> {
         self.hasher.update(data);
         self.size += data.len() as u64;

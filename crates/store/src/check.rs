@@ -174,7 +174,7 @@ pub(crate) fn unreferenced_blobs(tx: &Transaction<'_>) -> Result<Vec<BlobHash>> 
 
 /// Deletes one blob row if nothing references it any more; returns its hash when its content
 /// is a file to remove after the commit.
-pub(crate) fn release_blob(tx: &Transaction<'_>, hash: &[u8]) -> Result<Option<BlobHash>> {
+pub(crate) fn release_blob(tx: &rusqlite::Connection, hash: &[u8]) -> Result<Option<BlobHash>> {
     use rusqlite::OptionalExtension;
     let is_file: Option<bool> = tx
         .prepare_cached(

@@ -116,7 +116,7 @@ fn entry_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, QueueEntry)> {
 
 /// Deletes a queued message (its recipients and attempts go with it) and its blob when
 /// nothing else holds it; returns the blob file to remove after the commit.
-fn delete_message(tx: &rusqlite::Transaction<'_>, row: i64) -> Result<Option<BlobHash>> {
+fn delete_message(tx: &Connection, row: i64) -> Result<Option<BlobHash>> {
     let hash: Vec<u8> = tx.query_row(
         "DELETE FROM queue WHERE id = ?1 RETURNING blob_hash",
         [row],
@@ -323,65 +323,34 @@ impl Store {
     /// message is tried again (sent twice at worst), never lost; the next full commit makes it
     /// durable. Failures (which lead to a bounce) and messages kept as files commit fully.
     pub fn queue_record(&self, queue_id: &str, attempts: &[Attempt]) -> Result<bool> {
-        let now = now_unix();
-        // A blob kept as a file is removed after the commit that drops the message: that
-        // commit must be durable first, or a power cut could bring back a message whose
-        // content is gone.
-        let file_blob: bool = self
-            .read(|c| {
-                Ok(c.prepare_cached(
-                    "SELECT b.data IS NULL FROM queue q JOIN blobs b ON b.hash = q.blob_hash
-                     WHERE q.queue_id = ?1",
-                )?
-                .query_row([queue_id], |r| r.get(0))
-                .optional()?)
-            })?
-            .unwrap_or(true);
-        let lazy = !file_blob && attempts.iter().all(|a| a.outcome != AttemptOutcome::Failed);
-        let record = |tx: &rusqlite::Transaction<'_>| {
-            let row: i64 = tx
-                .query_row(
-                    "SELECT id FROM queue WHERE queue_id = ?1",
-                    [queue_id],
-                    |r| r.get(0),
-                )
-                .optional()?
-                .ok_or_else(|| StoreError::NotFound(format!("no queued message {queue_id}")))?;
-            for a in attempts {
-                let (state, next) = match a.outcome {
-                    AttemptOutcome::Sent => ("sent", now),
-                    AttemptOutcome::Failed => ("failed", now),
-                    AttemptOutcome::Deferred { next_attempt } => ("queued", next_attempt),
-                };
-                tx.prepare_cached(
-                    "UPDATE queue_recipients SET state = ?3, next_attempt = ?4,
-                        attempts = attempts + 1, last_reply = ?5
-                     WHERE queue_row = ?1 AND position = ?2 AND state = 'queued'",
-                )?
-                .execute(params![row, a.position, state, next, a.reply])?;
-                tx.prepare_cached(
-                    "INSERT INTO queue_attempts (queue_row, position, at, host, reply)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                )?
-                .execute(params![row, a.position, now, a.host, a.reply])?;
-            }
-            let (left, failed): (i64, i64) = tx.query_row(
-                "SELECT count(*) FILTER (WHERE state = 'queued'), count(*) FILTER (WHERE state = 'failed')
-                 FROM queue_recipients WHERE queue_row = ?1",
-                [row],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?;
-            let mut files = Vec::new();
-            if left == 0 && failed == 0 {
-                files.extend(delete_message(tx, row)?);
-            }
-            Ok((left == 0, files))
-        };
+        let lazy = self.read(|c| record_is_lazy(c, queue_id, attempts))?;
+        let record = |tx: &rusqlite::Transaction<'_>| record_attempts(tx, queue_id, attempts);
         let (done, files) = if lazy {
             self.write_lazy(record)?
         } else {
             self.write(record)?
         };
+        crate::check::remove_blob_files(self.data_dir(), &files);
+        Ok(done)
+    }
+
+    /// [`Store::queue_record`] through the group-commit writer: the record shares a
+    /// transaction with the deliveries and other records of the moment instead of taking the
+    /// write lock on the caller's thread (the queue service calls it from the async runtime).
+    pub async fn queue_record_batched(
+        &self,
+        queue_id: &str,
+        attempts: Vec<Attempt>,
+    ) -> Result<bool> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.writer_sender()?
+            .send(crate::writer::Job::Record(crate::writer::RecordJob {
+                queue_id: queue_id.to_string(),
+                attempts,
+                reply,
+            }))
+            .map_err(|_| StoreError::WriterGone)?;
+        let (done, files) = answer.await.map_err(|_| StoreError::WriterGone)??;
         crate::check::remove_blob_files(self.data_dir(), &files);
         Ok(done)
     }
@@ -494,4 +463,64 @@ impl Store {
             )?)
         })
     }
+}
+
+/// Whether a record may commit without its own fsync (decision 0018): the message is kept in
+/// the database (a file blob is removed after the commit that drops it, which must be durable
+/// first) and no recipient failed (a failure leads to a bounce).
+pub(crate) fn record_is_lazy(c: &Connection, queue_id: &str, attempts: &[Attempt]) -> Result<bool> {
+    let file_blob: bool = c
+        .prepare_cached(
+            "SELECT b.data IS NULL FROM queue q JOIN blobs b ON b.hash = q.blob_hash
+             WHERE q.queue_id = ?1",
+        )?
+        .query_row([queue_id], |r| r.get(0))
+        .optional()?
+        .unwrap_or(true);
+    Ok(!file_blob && attempts.iter().all(|a| a.outcome != AttemptOutcome::Failed))
+}
+
+/// The attempts of one message in the caller's transaction: recipient states, the attempt
+/// log, and the message removed when every recipient was sent. Returns whether no recipient
+/// is left queued, and the blob files to remove after the commit.
+pub(crate) fn record_attempts(
+    tx: &Connection,
+    queue_id: &str,
+    attempts: &[Attempt],
+) -> Result<(bool, Vec<BlobHash>)> {
+    let now = now_unix();
+    let row: i64 = tx
+        .prepare_cached("SELECT id FROM queue WHERE queue_id = ?1")?
+        .query_row([queue_id], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(format!("no queued message {queue_id}")))?;
+    for a in attempts {
+        let (state, next) = match a.outcome {
+            AttemptOutcome::Sent => ("sent", now),
+            AttemptOutcome::Failed => ("failed", now),
+            AttemptOutcome::Deferred { next_attempt } => ("queued", next_attempt),
+        };
+        tx.prepare_cached(
+            "UPDATE queue_recipients SET state = ?3, next_attempt = ?4,
+                attempts = attempts + 1, last_reply = ?5
+             WHERE queue_row = ?1 AND position = ?2 AND state = 'queued'",
+        )?
+        .execute(params![row, a.position, state, next, a.reply])?;
+        tx.prepare_cached(
+            "INSERT INTO queue_attempts (queue_row, position, at, host, reply)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![row, a.position, now, a.host, a.reply])?;
+    }
+    let (left, failed): (i64, i64) = tx
+        .prepare_cached(
+            "SELECT count(*) FILTER (WHERE state = 'queued'), count(*) FILTER (WHERE state = 'failed')
+             FROM queue_recipients WHERE queue_row = ?1",
+        )?
+        .query_row([row], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let mut files = Vec::new();
+    if left == 0 && failed == 0 {
+        files.extend(delete_message(tx, row)?);
+    }
+    Ok((left == 0, files))
 }

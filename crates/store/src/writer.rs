@@ -63,11 +63,24 @@ pub enum DeliverError {
     Failed(String),
 }
 
-pub(crate) struct Job {
+pub(crate) enum Job {
+    Deliver(DeliverJob),
+    Record(RecordJob),
+}
+
+pub(crate) struct DeliverJob {
     message: NewMessage,
     targets: Vec<Target>,
     queue: Option<QueuedMessage>,
     reply: oneshot::Sender<Result<Vec<Result<Delivered, DeliverError>>>>,
+}
+
+/// The attempts of one queued message (`Store::queue_record_batched`).
+pub(crate) struct RecordJob {
+    pub(crate) queue_id: String,
+    pub(crate) attempts: Vec<crate::queue::Attempt>,
+    /// Whether no recipient is left queued, and the blob files to remove.
+    pub(crate) reply: oneshot::Sender<Result<(bool, Vec<crate::BlobHash>)>>,
 }
 
 impl Store {
@@ -91,17 +104,17 @@ impl Store {
     ) -> Result<Vec<Result<Delivered, DeliverError>>> {
         let (reply, answer) = oneshot::channel();
         self.writer_sender()?
-            .send(Job {
+            .send(Job::Deliver(DeliverJob {
                 message,
                 targets,
                 queue,
                 reply,
-            })
+            }))
             .map_err(|_| StoreError::WriterGone)?;
         answer.await.map_err(|_| StoreError::WriterGone)?
     }
 
-    fn writer_sender(&self) -> Result<mpsc::Sender<Job>> {
+    pub(crate) fn writer_sender(&self) -> Result<mpsc::Sender<Job>> {
         let mut slot = self.inner.writer.lock().expect("writer lock");
         if let Some(tx) = slot.as_ref() {
             return Ok(tx.clone());
@@ -147,14 +160,30 @@ fn run(
                     let _ = changes.send(event);
                 }
                 for (job, outcome) in batch.into_iter().zip(outcomes) {
-                    let _ = job.reply.send(Ok(outcome));
+                    match (job, outcome) {
+                        (Job::Deliver(job), Outcome::Deliver(o)) => {
+                            let _ = job.reply.send(Ok(o));
+                        }
+                        (Job::Record(job), Outcome::Record(o)) => {
+                            let _ = job.reply.send(o);
+                        }
+                        _ => unreachable!("one outcome per job, in order"),
+                    }
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, messages = batch.len(), "store commit failed");
+                tracing::error!(error = %e, jobs = batch.len(), "store commit failed");
                 let text = e.to_string();
                 for job in batch {
-                    let _ = job.reply.send(Err(StoreError::Conflict(text.clone())));
+                    let err = StoreError::Conflict(text.clone());
+                    match job {
+                        Job::Deliver(job) => {
+                            let _ = job.reply.send(Err(err));
+                        }
+                        Job::Record(job) => {
+                            let _ = job.reply.send(Err(err));
+                        }
+                    }
                 }
             }
         }
@@ -163,32 +192,81 @@ fn run(
 
 type Outcomes = Vec<Result<Delivered, DeliverError>>;
 
+enum Outcome {
+    Deliver(Outcomes),
+    Record(Result<(bool, Vec<crate::BlobHash>)>),
+}
+
 fn commit_batch(
     conn: &mut Connection,
     batch: &[Job],
     events: &mut Vec<Change>,
-) -> Result<Vec<Outcomes>> {
+) -> Result<Vec<Outcome>> {
+    // A batch of attempt records only, all of which may be lazy (decision 0018), commits
+    // without an fsync of its own; any delivery or full record makes the whole batch durable.
+    let mut lazy = true;
+    for job in batch {
+        lazy &= match job {
+            Job::Deliver(_) => false,
+            Job::Record(r) => crate::queue::record_is_lazy(conn, &r.queue_id, &r.attempts)?,
+        };
+        if !lazy {
+            break;
+        }
+    }
+    if lazy {
+        conn.execute_batch("PRAGMA synchronous=NORMAL")?;
+    }
+    let committed = commit_jobs(conn, batch, events);
+    if lazy {
+        conn.execute_batch("PRAGMA synchronous=FULL")?;
+    }
+    committed
+}
+
+fn commit_jobs(
+    conn: &mut Connection,
+    batch: &[Job],
+    events: &mut Vec<Change>,
+) -> Result<Vec<Outcome>> {
     let mut tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut all = Vec::with_capacity(batch.len());
     for job in batch {
         let mut sp = tx.savepoint()?;
-        let mut job_events = Vec::new();
-        match file_message(&sp, job, &mut job_events) {
-            Ok(outcomes) => {
-                sp.commit()?;
-                events.extend(job_events);
-                all.push(outcomes);
+        match job {
+            Job::Deliver(job) => {
+                let mut job_events = Vec::new();
+                match file_message(&sp, job, &mut job_events) {
+                    Ok(outcomes) => {
+                        sp.commit()?;
+                        events.extend(job_events);
+                        all.push(Outcome::Deliver(outcomes));
+                    }
+                    Err(e) => {
+                        sp.rollback()?;
+                        drop(sp);
+                        let text = e.to_string();
+                        all.push(Outcome::Deliver(
+                            job.targets
+                                .iter()
+                                .map(|_| Err(DeliverError::Failed(text.clone())))
+                                .collect(),
+                        ));
+                    }
+                }
             }
-            Err(e) => {
-                sp.rollback()?;
-                drop(sp);
-                let text = e.to_string();
-                all.push(
-                    job.targets
-                        .iter()
-                        .map(|_| Err(DeliverError::Failed(text.clone())))
-                        .collect(),
-                );
+            Job::Record(job) => {
+                match crate::queue::record_attempts(&sp, &job.queue_id, &job.attempts) {
+                    Ok(done) => {
+                        sp.commit()?;
+                        all.push(Outcome::Record(Ok(done)));
+                    }
+                    Err(e) => {
+                        sp.rollback()?;
+                        drop(sp);
+                        all.push(Outcome::Record(Err(e)));
+                    }
+                }
             }
         }
     }
@@ -196,7 +274,7 @@ fn commit_batch(
     Ok(all)
 }
 
-fn file_message(conn: &Connection, job: &Job, events: &mut Vec<Change>) -> Result<Outcomes> {
+fn file_message(conn: &Connection, job: &DeliverJob, events: &mut Vec<Change>) -> Result<Outcomes> {
     let m = &job.message;
     conn.prepare_cached(
         "INSERT INTO blobs (hash, size, data) VALUES (?1, ?2, ?3) ON CONFLICT (hash) DO NOTHING",

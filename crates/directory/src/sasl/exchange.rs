@@ -160,6 +160,9 @@ impl SaslExchange {
         first: bool,
         response: Option<Vec<u8>>,
     ) -> Option<(SaslExchange, SaslOutcome)> {
+        if let Some(outcome) = self.cached(&dir, first, response.as_deref()) {
+            return Some((self, outcome));
+        }
         let done = tokio::task::spawn_blocking(move || {
             let outcome = if first {
                 self.start(&dir, response.as_deref())
@@ -171,6 +174,34 @@ impl SaslExchange {
         .await;
         done.inspect_err(|e| tracing::error!(error = %e, "authentication task failed"))
             .ok()
+    }
+
+    /// A PLAIN step, or LOGIN's password step, whose password the auth cache already knows:
+    /// decided here without a trip to the blocking pool (a few indexed reads, no Argon2id).
+    /// None for everything else, which then runs as `start`/`step` on the blocking pool.
+    fn cached(
+        &mut self,
+        dir: &Directory,
+        first: bool,
+        response: Option<&[u8]>,
+    ) -> Option<SaslOutcome> {
+        let (user, password) = match (self.mechanism, &self.state, first, response) {
+            (Mechanism::Plain, State::Start, _, Some(response)) => {
+                let c = decode_plain(response).ok()?;
+                (c.authcid, c.password)
+            }
+            (Mechanism::Login, State::LoginPassword(user), false, Some(response)) => {
+                (user.clone(), String::from_utf8(response.to_vec()).ok()?)
+            }
+            _ => return None,
+        };
+        if password.is_empty() {
+            return None;
+        }
+        let login = dir.cached_password_login(&user, &password, Some(self.mechanism.name()))?;
+        self.user = Some(user);
+        self.state = State::Done;
+        Some(SaslOutcome::Success(login))
     }
 
     pub fn step(&mut self, dir: &Directory, response: &[u8]) -> SaslOutcome {
