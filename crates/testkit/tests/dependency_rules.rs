@@ -63,6 +63,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         ],
     ),
     ("facteur-dns", &["facteur-model"]),
+    ("facteur-trust", &["facteur-dns", "facteur-model"]),
     (
         "facteur-admin",
         &[
