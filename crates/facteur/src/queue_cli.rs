@@ -140,8 +140,21 @@ pub fn queue(config: &Config, cmd: QueueCommand) -> anyhow::Result<ExitCode> {
             for a in attempts {
                 out!("  {}  <{}>  via {}", when(a.at), a.address, a.host);
                 out!("    reply: {}", a.reply);
+                // A 5xx from a smarthost refusing our login (or any 5xx the queue chose to
+                // retry) leaves the recipient queued: say what the queue does, not what the
+                // code class would suggest.
+                let still_queued = e
+                    .states
+                    .iter()
+                    .any(|st| st.address == a.address && st.state == "queued");
                 for line in facteur_queue::explain::explain(&a.reply).to_text().lines() {
-                    out!("    {line}");
+                    match line.strip_prefix("Retried: no") {
+                        Some(_) if still_queued => {
+                            out!("    Retried: yes, the recipient is still queued: a refusal of");
+                            out!("      this server's own settings (the relay login) is not final.");
+                        }
+                        _ => out!("    {line}"),
+                    }
                 }
             }
         }

@@ -447,6 +447,7 @@ grep -q 'reply: .*535 5.7.8' "$work/show-sh" || fail "queue show lacks the 535: 
 grep -q "via .*127.0.0.1.*$relay" "$work/show-sh" || fail "queue show lacks the relay: $(cat "$work/show-sh")"
 grep -q '^    535 5.7.8: ' "$work/show-sh" || fail "queue show does not explain the 535: $(cat "$work/show-sh")"
 grep -qi 'password\|credentials' "$work/show-sh" || fail "queue show's explanation names no password: $(cat "$work/show-sh")"
+grep -q 'Retried: yes, the recipient is still queued' "$work/show-sh" || fail "queue show calls the deferred 535 final: $(cat "$work/show-sh")"
 grep -q 'authentication failed' "$rl/maillog" || fail "the relay logged no failed authentication"
 [ -z "$(ls "$work/sink")" ] || fail "the sink got a message with the wrong password"
 # Then the right one: restart (the password file is read at start), retry.
