@@ -23,7 +23,7 @@
 pub use hickory_proto::op::ResponseCode;
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode};
-use hickory_proto::rr::rdata::{A, AAAA, MX, TLSA, TXT};
+use hickory_proto::rr::rdata::{A, AAAA, MX, PTR, TLSA, TXT};
 use hickory_proto::rr::{Name, RData, Record};
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -135,6 +135,13 @@ impl DnsServer {
     /// The null MX `0 .` (RFC 7505 §3).
     pub fn add_null_mx(&self, domain: &str) -> &Self {
         self.add(domain, RData::MX(MX::new(0, Name::root())))
+    }
+
+    /// A PTR record (RFC 1035 §3.3.12) at `owner` naming `target`, for reverse lookups: the
+    /// owner is the address's name under in-addr.arpa or ip6.arpa (RFC 1035 §3.5, RFC 3596 §2.5),
+    /// e.g. `1.2.0.192.in-addr.arpa` for 192.0.2.1.
+    pub fn add_ptr(&self, owner: &str, target: &str) -> &Self {
+        self.add(owner, RData::PTR(PTR(name(target))))
     }
 
     /// A TXT record holding `text`, cut into character-strings of at most 255 octets

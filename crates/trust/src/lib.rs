@@ -5,8 +5,11 @@
 //!   field, and the action the admin's policy gives the result.
 //! - [`dkim`]: DKIM keys (RSA-2048, Ed25519), the TXT records to publish, signing.
 //! - [`srs`]: the Sender Rewriting Scheme for mail forwarded outside.
+//! - [`report`]: DMARC aggregate reports (RFC 7489 §7.2): building, addressing and sending
+//!   ours; reading and summing up those we receive.
 #![forbid(unsafe_code)]
 
 pub mod dkim;
 pub mod inbound;
+pub mod report;
 pub mod srs;
