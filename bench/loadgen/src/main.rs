@@ -7,11 +7,15 @@
 //! `facteur-loadgen submission|submissions ...`: authenticated message submission over TLS;
 //! `facteur-loadgen relay ...`: the same in cleartext, to a fixed recipient (relaying); see
 //! `submission.rs`.
+//!
+//! `facteur-loadgen mx ...`: another MTA sending one file (a DKIM-signed message, say) as the
+//! content of every message to an MX, in cleartext, without AUTH; see `mx.rs`.
 
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
+mod mx;
 mod submission;
 
 const WINDOW: usize = 16;
@@ -25,9 +29,13 @@ async fn main() -> Result<()> {
     if matches!(args.get(1).map(String::as_str), Some("submission" | "submissions" | "relay")) {
         return submission::main(&args[1..]).await;
     }
+    if args.get(1).map(String::as_str) == Some("mx") {
+        return mx::main(&args[1..]).await;
+    }
     let [_, proto, addr, password, clients, users @ ..] = args.as_slice() else {
         eprintln!("usage: facteur-loadgen pop3 ADDR PASSWORD CLIENTS USER...");
         eprintln!("       facteur-loadgen submission|submissions|relay ... (see --help of those)");
+        eprintln!("       facteur-loadgen mx ADDR HELO FROM CLIENTS MESSAGES SECONDS PER_CONN FILE RCPT...");
         std::process::exit(2);
     };
     if proto != "pop3" || users.is_empty() {

@@ -270,7 +270,7 @@ async fn transactions<S: AsyncRead + AsyncWrite + Unpin>(
     Ok(())
 }
 
-async fn command<S: AsyncRead + AsyncWrite + Unpin>(
+pub(crate) async fn command<S: AsyncRead + AsyncWrite + Unpin>(
     c: &mut BufReader<S>,
     buf: &mut String,
     line: &str,
@@ -283,7 +283,7 @@ async fn command<S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 /// Reads a reply (its continuation lines too) and checks its code.
-async fn reply<S: AsyncRead + AsyncWrite + Unpin>(c: &mut BufReader<S>, buf: &mut String, want: u16, what: &str) -> Result<()> {
+pub(crate) async fn reply<S: AsyncRead + AsyncWrite + Unpin>(c: &mut BufReader<S>, buf: &mut String, want: u16, what: &str) -> Result<()> {
     loop {
         buf.clear();
         let n = tokio::time::timeout(READ_TIMEOUT, c.read_line(buf)).await??;

@@ -87,6 +87,10 @@ async fn leaf_seen(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certificates_from_pebble_over_http01_and_tls_alpn01_then_renewed_live() {
     if !facteur_testkit::pebble::available() {
+        assert!(
+            std::env::var("FACTEUR_REQUIRE_INTEROP").as_deref() != Ok("1"),
+            "pebble is not installed (FACTEUR_REQUIRE_INTEROP=1)"
+        );
         eprintln!(
             "SKIPPED: `pebble` (with pebble-challtestsrv) is not on PATH; install Debian's \
              `pebble` package to run this test"

@@ -58,7 +58,70 @@ pub struct Config {
     pub queue: Queue,
     /// How outbound delivery looks up MX, A/AAAA and TXT records.
     pub dns: Dns,
+    /// SPF, DKIM, DMARC, ARC and iprev checks of mail received on the MX.
+    pub auth: Auth,
+    /// DKIM signing of mail from local domains, and key rotation.
+    pub dkim: Dkim,
     pub store: StoreOptions,
+}
+
+/// `[auth]`: email authentication of mail received on the MX (`smtp` role).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Auth {
+    /// Check SPF (RFC 7208), DKIM (RFC 6376), DMARC (RFC 7489), ARC (RFC 8617) and iprev on
+    /// every message received on the MX, and add one Authentication-Results field (RFC 8601).
+    pub enabled: bool,
+    /// SPF `fail` for the sender: `"reject"` (550 5.7.23) or `"tag"` (only recorded in
+    /// Authentication-Results; DMARC still applies).
+    pub spf_fail: String,
+    /// Apply the sender domain's DMARC policy: `p=reject` refused with 550 5.7.26,
+    /// `p=quarantine` filed into Junk.
+    pub dmarc_enforce: bool,
+    /// Verify ARC chains (RFC 8617) and report them.
+    pub arc: bool,
+    /// Report iprev (forward-confirmed reverse DNS of the client).
+    pub iprev: bool,
+    /// A DNS failure (temperror) for SPF, or for an enforced DMARC, refuses temporarily (451)
+    /// instead of accepting the message tagged.
+    pub defer_on_temperror: bool,
+}
+
+impl Default for Auth {
+    fn default() -> Self {
+        Auth {
+            enabled: true,
+            spf_fail: "tag".into(),
+            dmarc_enforce: true,
+            arc: true,
+            iprev: true,
+            defer_on_temperror: false,
+        }
+    }
+}
+
+/// `[dkim]`: signing of mail sent by local domains (submission), keys from `facteur dkim`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Dkim {
+    /// Sign mail whose From: domain has active keys (RSA and Ed25519 side by side).
+    pub sign: bool,
+    /// After a rotation, a retired key's record should stay in DNS this many days (mail in
+    /// flight still verifies); `facteur dkim show` says when it can go.
+    pub retire_days: u32,
+    /// Minutes between looks, by the server, at whether the DNS records of keys waiting from a
+    /// rotation (`next`) are published; when they are, signing switches to them.
+    pub check_minutes: u64,
+}
+
+impl Default for Dkim {
+    fn default() -> Self {
+        Dkim {
+            sign: true,
+            retire_days: 7,
+            check_minutes: 60,
+        }
+    }
 }
 
 /// `[dns]`: the resolver outbound delivery asks (MX, A/AAAA, TXT).
@@ -131,6 +194,9 @@ pub struct Queue {
     /// DANE (RFC 7672): when the resolver vouches (AD bit) for an MX host's addresses and its
     /// TLSA records, TLS is required and the certificate must match them.
     pub dane: bool,
+    /// The local address outbound connections leave from (Postfix `smtp_bind_address`):
+    /// the one SPF records and reverse DNS name. Absent: the system's choice.
+    pub source_address: Option<std::net::IpAddr>,
     /// Send everything through this relay (for connections whose port 25 is blocked).
     pub smarthost: Option<Smarthost>,
     /// Per destination domain, a fixed `host:port` instead of the MX lookup (Postfix
@@ -175,6 +241,7 @@ impl Default for Queue {
             smtp_port: 25,
             mta_sts: true,
             dane: true,
+            source_address: None,
             smarthost: None,
             transports: Default::default(),
         }
@@ -514,6 +581,8 @@ impl Default for Config {
             oauth: None,
             queue: Queue::default(),
             dns: Dns::default(),
+            auth: Auth::default(),
+            dkim: Dkim::default(),
             store: StoreOptions::default(),
         }
     }

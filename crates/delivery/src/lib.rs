@@ -43,6 +43,12 @@ pub struct Envelope<'a> {
     /// and has a single reply for all copies, so it files anyway (one overshoot, as Dovecot's
     /// quota grace); LMTP answers per recipient and enforces.
     pub enforce_quota: bool,
+    /// Header fields this server adds to every local copy after `Delivered-To`, each ending
+    /// CRLF (the MX's Authentication-Results, RFC 8601 §5); empty for none.
+    pub added_fields: &'a str,
+    /// File the local copies into each account's Junk mailbox (RFC 6154 `\Junk`) instead of
+    /// INBOX: a DMARC `p=quarantine` verdict. An account without one gets it in INBOX.
+    pub junk: bool,
 }
 
 /// The result of filing one message.
@@ -92,11 +98,18 @@ pub async fn deliver_and_queue(
             let index = match targets.iter().position(|t| t.account == mailbox.account) {
                 Some(i) => i,
                 None => {
+                    let mut prefix = trace_prefix(envelope.return_path, &mailbox.address);
+                    prefix.extend_from_slice(envelope.added_fields.as_bytes());
+                    let folder = if envelope.junk {
+                        store.special_mailbox(mailbox.account, "junk")?
+                    } else {
+                        None
+                    };
                     targets.push(Target {
                         account: mailbox.account,
-                        prefix: trace_prefix(envelope.return_path, &mailbox.address),
+                        prefix,
                         enforce_quota: enforce,
-                        mailbox: None,
+                        mailbox: folder,
                         flags: String::new(),
                     });
                     targets.len() - 1

@@ -4,6 +4,9 @@
 //! "The contract"): extend, never rename.
 
 mod admin;
+mod dkim_cli;
+mod dkim_signing;
+mod dmarc;
 mod jwks;
 mod privileges;
 mod queue_cli;
@@ -52,6 +55,12 @@ enum Command {
     /// The outbound queue: list, show, retry, hold, release, delete, bounce.
     #[command(subcommand)]
     Queue(queue_cli::QueueCommand),
+    /// DKIM signing keys: generate, show what DNS must publish, rotate, remove.
+    #[command(subcommand)]
+    Dkim(dkim_cli::DkimCommand),
+    /// DMARC aggregate reports: summarise those received, send ours now.
+    #[command(subcommand)]
+    Dmarc(dmarc::DmarcCommand),
     /// Explain a remote server's reply (from the queue or a bounce) in plain English: what it
     /// means, whose side the problem is on, whether it is retried, and the likely fix.
     Explain(admin::ExplainArgs),
@@ -87,6 +96,8 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Store(c) => admin::store(&config, c),
         Command::Tls(c) => admin::tls(&config, c),
         Command::Explain(a) => admin::explain(a),
+        Command::Dkim(c) => dkim_cli::dkim(&config, c),
+        Command::Dmarc(c) => dmarc::dmarc(&config, c),
         Command::Queue(c) => queue_cli::queue(&config, c),
     }
     .with_context(|| match &cli.config {

@@ -151,7 +151,9 @@ pub fn queue(config: &Config, cmd: QueueCommand) -> anyhow::Result<ExitCode> {
                     match line.strip_prefix("Retried: no") {
                         Some(_) if still_queued => {
                             out!("    Retried: yes, the recipient is still queued: a refusal of");
-                            out!("      this server's own settings (the relay login) is not final.");
+                            out!(
+                                "      this server's own settings (the relay login) is not final."
+                            );
                         }
                         _ => out!("    {line}"),
                     }

@@ -130,12 +130,56 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
     runtime.block_on(async move {
         let shutdown = Shutdown::new();
         tls.spawn()?;
-        let resolver = facteur_dns::Resolver::new(&facteur_dns::ResolverOptions {
+        let dns_options = facteur_dns::ResolverOptions {
             nameservers: config.dns.nameservers.clone(),
             timeout: Duration::from_secs(config.dns.timeout_secs),
             attempts: config.dns.attempts,
-        })
-        .context("key `dns`")?;
+        };
+        let resolver = facteur_dns::Resolver::new(&dns_options).context("key `dns`")?;
+        // The MX's SPF, DKIM, DMARC, ARC and iprev checks (decision 0020).
+        let auth = if config.auth.enabled {
+            use facteur_trust::inbound::{Checker, Policy, SpfFailAction};
+            let spf_fail = match config.auth.spf_fail.as_str() {
+                "reject" => SpfFailAction::Reject,
+                "tag" => SpfFailAction::Tag,
+                other => anyhow::bail!(
+                    "key `auth.spf_fail`: `{other}`: use \"reject\" (550 5.7.23) or \"tag\""
+                ),
+            };
+            let policy = Policy {
+                spf_fail,
+                dmarc_enforce: config.auth.dmarc_enforce,
+                arc: config.auth.arc,
+                iprev: config.auth.iprev,
+                defer_on_temperror: config.auth.defer_on_temperror,
+            };
+            Some(
+                Checker::new(&dns_options, &config.hostname, policy)
+                    .map_err(anyhow::Error::msg)
+                    .context("key `auth`")?,
+            )
+        } else {
+            None
+        };
+        if auth.is_some() {
+            tokio::spawn(crate::dmarc::run(
+                store.clone(),
+                directory.clone(),
+                resolver.clone(),
+                config.hostname.clone(),
+                shutdown.clone(),
+            ));
+        }
+        let dkim = facteur_smtp_server::DkimSigning::default();
+        if config.dkim.sign {
+            tokio::spawn(crate::dkim_signing::maintain(
+                store.clone(),
+                dkim.clone(),
+                resolver.clone(),
+                config.dkim.clone(),
+                shutdown.clone(),
+            ));
+        }
         let verified = facteur_queue::client::verified_tls(None).map_err(anyhow::Error::msg)?;
         let mut route = facteur_queue::route::Route::from_config(
             &config.queue,
@@ -162,6 +206,7 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
                 verified,
                 opportunistic: facteur_queue::client::opportunistic_tls(),
                 timeouts: Default::default(),
+                source: config.queue.source_address,
             },
             route,
             wake: queue_wake.clone(),
@@ -215,6 +260,10 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
                     settings: config.smtp.clone(),
                     submission: config.submission.clone(),
                     queued: Some(queue_wake.clone()),
+                    auth: (role == facteur_smtp_server::Role::Smtp)
+                        .then(|| auth.clone())
+                        .flatten(),
+                    dkim: dkim.clone(),
                     directory: directory.clone(),
                     store: store.clone(),
                     tls: Some(tls.acceptor.clone()),

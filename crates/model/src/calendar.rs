@@ -25,6 +25,24 @@ pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// Seconds since 1970 now (0 for a clock before it).
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// `20261123`: the UTC date of `t`, for names that sort by date (DKIM selectors).
+pub fn ymd(t: std::time::SystemTime) -> String {
+    let secs = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0) as i64;
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    format!("{y:04}{m:02}{d:02}")
+}
+
 /// `Mon, 23 Nov 2026 05:41:11 +0000` (RFC 5322 §3.3), in UTC.
 pub fn rfc5322_date(t: std::time::SystemTime) -> String {
     let secs = t

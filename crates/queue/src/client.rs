@@ -128,6 +128,9 @@ pub struct Settings {
     /// Accepts any certificate (Opportunistic).
     pub opportunistic: Arc<rustls::ClientConfig>,
     pub timeouts: Timeouts,
+    /// The local address connections leave from (Postfix `smtp_bind_address`); None: the
+    /// system's choice. Matters for SPF and reverse DNS on a machine with several addresses.
+    pub source: Option<std::net::IpAddr>,
 }
 
 enum Stream {
@@ -217,7 +220,26 @@ impl Connection {
     ) -> Result<Connection, Failure> {
         let peer = format!("{name} [{}]:{}", addr.ip(), addr.port());
         let t = settings.timeouts;
-        let tcp = match tokio::time::timeout(t.connect, TcpStream::connect(addr)).await {
+        let connect = async {
+            match settings.source {
+                None => TcpStream::connect(addr).await,
+                Some(ip) => {
+                    let socket = if ip.is_ipv4() {
+                        tokio::net::TcpSocket::new_v4()?
+                    } else {
+                        tokio::net::TcpSocket::new_v6()?
+                    };
+                    // Another family than the source: the system picks (no error).
+                    if ip.is_ipv4() == addr.is_ipv4() {
+                        socket.bind(std::net::SocketAddr::new(ip, 0))?;
+                        socket.connect(addr).await
+                    } else {
+                        TcpStream::connect(addr).await
+                    }
+                }
+            }
+        };
+        let tcp = match tokio::time::timeout(t.connect, connect).await {
             Ok(Ok(tcp)) => tcp,
             Ok(Err(e)) => return Err(temporary(format!("connect to {peer}: {e}"))),
             Err(_) => {

@@ -150,11 +150,7 @@ impl Service {
                 attempts.push(attempt);
             }
         }
-        let done = match self
-            .store
-            .queue_record_batched(&m.queue_id, attempts)
-            .await
-        {
+        let done = match self.store.queue_record_batched(&m.queue_id, attempts).await {
             Ok(done) => done,
             Err(e) => {
                 tracing::error!(queue_id = %m.queue_id, error = %e, "cannot record the attempts");

@@ -58,6 +58,8 @@ pub async fn submit(
         queue_id,
         internal_date: now,
         enforce_quota: false,
+        added_fields: "",
+        junk: false,
     };
     let report = facteur_delivery::deliver_and_queue(store, blob, &envelope, &recipients, outbound)
         .await

@@ -72,6 +72,8 @@ fn mx(site: &Site, listener: tokio::net::TcpListener, shutdown: &Shutdown) {
         tls: Some(tls.acceptor),
         shutdown: shutdown.clone(),
         queued: None,
+        auth: None,
+        dkim: Default::default(),
     });
     tokio::spawn(facteur_smtp_server::serve(listener, ctx));
 }
@@ -114,6 +116,7 @@ fn service_with(
                 connect: Duration::from_secs(2),
                 ..Timeouts::default()
             },
+            source: None,
         },
         route,
         wake: Arc::default(),
@@ -141,6 +144,8 @@ async fn queue(sender: &Site, id: &str, to: &[&str]) {
         queue_id: id,
         internal_date: 0,
         enforce_quota: false,
+        added_fields: "",
+        junk: false,
     };
     let outbound = QueuedMessage {
         queue_id: id.into(),
@@ -413,6 +418,8 @@ async fn eight_bit_messages_are_downgraded_for_servers_without_8bitmime() {
         queue_id: "Q8",
         internal_date: 0,
         enforce_quota: false,
+        added_fields: "",
+        junk: false,
     };
     let outbound = QueuedMessage {
         queue_id: "Q8".into(),

@@ -36,6 +36,11 @@ struct Body {
     scan: Option<(HeaderScan, String)>,
     /// Submission: why the message will be refused at its end.
     refusal: Option<Reply>,
+    /// MX: the length of our Received field at the start of the blob (the rest is the message
+    /// as received, which the authentication checks read).
+    trace_len: usize,
+    /// Submission: the domain of the first From: address (the DKIM signing domain).
+    from_domain: Option<String>,
 }
 
 struct Connection<'a> {
@@ -354,10 +359,13 @@ impl Connection<'_> {
             started: now,
             scan: None,
             refusal: None,
+            trace_len: 0,
+            from_domain: None,
         };
         if submission {
             body.scan = Some((HeaderScan::new(self.ctx.submission.max_header_size), header));
         } else {
+            body.trace_len = header.len();
             write_to(&mut body, header.as_bytes());
         }
         self.body = Some(body);
@@ -385,6 +393,11 @@ impl Connection<'_> {
             return;
         };
         let info = header::inspect(&split.header);
+        body.from_domain = info
+            .from
+            .first()
+            .and_then(|a| a.rsplit_once('@'))
+            .map(|(_, d)| d.to_ascii_lowercase());
         body.refusal = info
             .from
             .iter()
@@ -421,6 +434,8 @@ impl Connection<'_> {
             writer,
             started,
             refusal,
+            trace_len,
+            from_domain,
             ..
         }) = self.body.take()
         else {
@@ -431,9 +446,53 @@ impl Connection<'_> {
                 user = self.session.authenticated().unwrap_or("-"), reply = %r.to_log(), "message refused");
             return failure(r);
         }
-        let Some(writer) = writer else {
+        let Some(mut writer) = writer else {
             return failure(reply::local_error());
         };
+        let mut added_fields = String::new();
+        let mut junk = false;
+        if self.ctx.role == Role::Smtp
+            && let Some(checker) = &self.ctx.auth
+        {
+            let mail_from = envelope
+                .mail
+                .sender
+                .as_ref()
+                .map(|s| s.to_string())
+                .unwrap_or_default();
+            let helo = self.session.helo().unwrap_or("").to_string();
+            let checked = crate::trust::check_inbound(
+                checker,
+                &self.ctx.store,
+                &self.ctx.hostname,
+                &mut writer,
+                trace_len,
+                (self.peer.ip(), &helo, &mail_from),
+                &queue_id,
+            )
+            .await;
+            match checked {
+                Ok(c) => {
+                    added_fields = c.added_fields;
+                    junk = c.junk;
+                }
+                Err(r) => {
+                    tracing::info!(role = self.ctx.role.name(), %queue_id, remote = %self.peer,
+                        from = %format!("<{mail_from}>"), reply = %r.to_log(), "message refused");
+                    return failure(r);
+                }
+            }
+        }
+        if self.ctx.role.is_submission()
+            && let (Some(signer), Some(domain)) = (self.ctx.dkim.get(), from_domain.as_deref())
+        {
+            writer = match crate::trust::sign(signer, &self.ctx.store, writer, domain, &queue_id)
+                .await
+            {
+                Ok(w) => w,
+                Err(r) => return failure(r),
+            };
+        }
         // A body kept in memory finishes without I/O (a hash): no trip to the blocking pool.
         let finished = if writer.in_memory() {
             Ok(writer.finish())
@@ -495,6 +554,8 @@ impl Connection<'_> {
             queue_id: &queue_id,
             internal_date,
             enforce_quota: lmtp,
+            added_fields: &added_fields,
+            junk,
         };
         let filed = facteur_delivery::deliver_and_queue(
             &self.ctx.store,

@@ -15,6 +15,9 @@ mod connection;
 mod header;
 mod received;
 mod recipient;
+mod trust;
+
+pub use trust::DkimSigning;
 
 use facteur_directory::Directory;
 use facteur_net::Shutdown;
@@ -61,6 +64,10 @@ pub struct Context {
     pub shutdown: Shutdown,
     /// Woken when a message is queued for remote recipients, so it leaves at once.
     pub queued: Option<Arc<tokio::sync::Notify>>,
+    /// The MX's SPF/DKIM/DMARC/ARC/iprev checks (`[auth]`); None: not checked.
+    pub auth: Option<facteur_trust::inbound::Checker>,
+    /// Submission's DKIM signer (`[dkim]`), replaced when keys change.
+    pub dkim: DkimSigning,
 }
 
 impl Context {

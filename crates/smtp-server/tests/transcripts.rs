@@ -130,6 +130,8 @@ async fn start_with(name: &str, settings: facteur_config::Smtp) -> TestServer {
             tls: Some(tls.acceptor.clone()),
             shutdown: shutdown.clone(),
             queued: None,
+            auth: None,
+            dkim: Default::default(),
         });
         tokio::spawn(facteur_smtp_server::serve(listener, ctx));
     }

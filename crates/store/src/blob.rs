@@ -84,6 +84,20 @@ impl BlobWriter {
         self.size
     }
 
+    /// The content written so far: borrowed while in memory, read back from the temporary
+    /// file once spilled (for checks that need the whole message before it is kept).
+    pub fn contents(&mut self) -> Result<std::borrow::Cow<'_, [u8]>> {
+        match &mut self.spill {
+            None => Ok(std::borrow::Cow::Borrowed(&self.buffer)),
+            Some((file, path)) => {
+                file.flush().map_err(io_err("writing a blob"))?;
+                let data =
+                    std::fs::read(&*path).map_err(io_err(format!("reading {}", path.display())))?;
+                Ok(std::borrow::Cow::Owned(data))
+            }
+        }
+    }
+
     /// True while the body is in memory: `finish` then does no I/O and may run anywhere.
     pub fn in_memory(&self) -> bool {
         self.spill.is_none()

@@ -18,6 +18,7 @@ mod mailbox;
 mod queue;
 mod schema;
 mod secrets;
+mod trust;
 mod writer;
 
 pub use app_password::AppPassword;
@@ -34,6 +35,7 @@ pub use queue::{
     QueuedRecipient, RecipientState,
 };
 pub use secrets::{AccountSecrets, AppPasswordSecrets, CredentialSecrets, ScramKeys, ScramSalt};
+pub use trust::DkimKey;
 pub use writer::{DeliverError, Delivered, NewMessage, Target};
 
 use facteur_model::{AccountId, MailboxId, ModSeq, Uid};

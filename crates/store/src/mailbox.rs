@@ -31,6 +31,25 @@ pub struct MessageInfo {
 }
 
 impl Store {
+    /// The account's mailbox with this special use (`junk`, `sent`, ...; RFC 6154), if it has
+    /// one.
+    pub fn special_mailbox(
+        &self,
+        account: AccountId,
+        special_use: &str,
+    ) -> Result<Option<MailboxId>> {
+        use rusqlite::OptionalExtension;
+        self.read(|c| {
+            Ok(c.prepare_cached(
+                "SELECT id FROM mailboxes WHERE account_id = ?1 AND special_use = ?2",
+            )?
+            .query_row(rusqlite::params![account.0, special_use], |r| {
+                Ok(MailboxId(r.get(0)?))
+            })
+            .optional()?)
+        })
+    }
+
     pub fn mailboxes(&self, account: AccountId) -> Result<Vec<MailboxInfo>> {
         self.read(|c| {
             let mut stmt = c.prepare(

@@ -184,6 +184,31 @@ const MIGRATIONS: &[&str] = &[
     ",
     // 8: whether the sender was told a recipient is delayed (RFC 3464 `delayed`), told once.
     "ALTER TABLE queue_recipients ADD COLUMN delay_notified INTEGER NOT NULL DEFAULT 0;",
+    // 9: DKIM signing keys per domain and selector, with their place in a rotation.
+    "
+    CREATE TABLE dkim_keys (
+        domain TEXT NOT NULL,              -- lowercase, A-labels
+        selector TEXT NOT NULL,
+        algorithm TEXT NOT NULL,           -- rsa | ed25519
+        private_key TEXT NOT NULL,         -- PKCS#8 PEM
+        state TEXT NOT NULL,               -- next | active | retired
+        created INTEGER NOT NULL,
+        changed INTEGER NOT NULL,          -- when it entered its state
+        PRIMARY KEY (domain, selector)
+    ) WITHOUT ROWID;
+    -- DMARC evaluations of received mail (RFC 7489 §7.2), until reported.
+    CREATE TABLE dmarc_evaluations (
+        id INTEGER PRIMARY KEY,
+        at INTEGER NOT NULL,
+        policy_domain TEXT NOT NULL,
+        evaluation TEXT NOT NULL           -- JSON, facteur_trust::report::Evaluation
+    );
+    CREATE INDEX dmarc_evaluations_domain ON dmarc_evaluations(policy_domain, at);
+    CREATE TABLE dmarc_reported (
+        policy_domain TEXT PRIMARY KEY,
+        until INTEGER NOT NULL             -- end of the last period reported
+    ) WITHOUT ROWID;
+    ",
 ];
 
 /// Brings the schema to the newest version, one transaction per migration.

@@ -64,8 +64,14 @@ pub enum DeliverError {
 }
 
 pub(crate) enum Job {
-    Deliver(DeliverJob),
+    Deliver(Box<DeliverJob>),
     Record(RecordJob),
+    /// A DMARC evaluation to keep for the aggregate report; nobody waits for it.
+    Dmarc {
+        at: i64,
+        policy_domain: String,
+        evaluation: String,
+    },
 }
 
 pub(crate) struct DeliverJob {
@@ -104,12 +110,12 @@ impl Store {
     ) -> Result<Vec<Result<Delivered, DeliverError>>> {
         let (reply, answer) = oneshot::channel();
         self.writer_sender()?
-            .send(Job::Deliver(DeliverJob {
+            .send(Job::Deliver(Box::new(DeliverJob {
                 message,
                 targets,
                 queue,
                 reply,
-            }))
+            })))
             .map_err(|_| StoreError::WriterGone)?;
         answer.await.map_err(|_| StoreError::WriterGone)?
     }
@@ -167,6 +173,7 @@ fn run(
                         (Job::Record(job), Outcome::Record(o)) => {
                             let _ = job.reply.send(o);
                         }
+                        (Job::Dmarc { .. }, Outcome::Noted) => {}
                         _ => unreachable!("one outcome per job, in order"),
                     }
                 }
@@ -183,6 +190,7 @@ fn run(
                         Job::Record(job) => {
                             let _ = job.reply.send(Err(err));
                         }
+                        Job::Dmarc { .. } => {}
                     }
                 }
             }
@@ -195,6 +203,7 @@ type Outcomes = Vec<Result<Delivered, DeliverError>>;
 enum Outcome {
     Deliver(Outcomes),
     Record(Result<(bool, Vec<crate::BlobHash>)>),
+    Noted,
 }
 
 fn commit_batch(
@@ -208,6 +217,8 @@ fn commit_batch(
     for job in batch {
         lazy &= match job {
             Job::Deliver(_) => false,
+            // Statistics: a power cut losing one costs a row in a report.
+            Job::Dmarc { .. } => true,
             Job::Record(r) => crate::queue::record_is_lazy(conn, &r.queue_id, &r.attempts)?,
         };
         if !lazy {
@@ -254,6 +265,26 @@ fn commit_jobs(
                         ));
                     }
                 }
+            }
+            Job::Dmarc {
+                at,
+                policy_domain,
+                evaluation,
+            } => {
+                let noted = sp
+                    .prepare_cached(
+                        "INSERT INTO dmarc_evaluations (at, policy_domain, evaluation)
+                         VALUES (?1, ?2, ?3)",
+                    )
+                    .and_then(|mut st| st.execute(params![at, policy_domain, evaluation]));
+                match noted {
+                    Ok(_) => sp.commit()?,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot keep a DMARC evaluation");
+                        sp.rollback()?;
+                    }
+                }
+                all.push(Outcome::Noted);
             }
             Job::Record(job) => {
                 match crate::queue::record_attempts(&sp, &job.queue_id, &job.attempts) {

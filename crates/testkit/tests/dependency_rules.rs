@@ -28,6 +28,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "facteur-smtp-server",
         &[
+            "facteur-trust",
             "facteur-smtp-session",
             "facteur-net",
             "facteur-directory",

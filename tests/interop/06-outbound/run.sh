@@ -318,7 +318,7 @@ print(text)
 PY
 }
 check_dsn "$id_bad" bad@remote.test 5.1.1 "The recipient's address does not exist" \
-    "The server 127.0.0.1 [127.0.0.1]:$peer answered: 550 5.1.1 <bad@remote.test>: Recipient address rejected: User unknown" \
+    "The server 127.0.0.1 [127.0.0.1]:$peer (TLS) answered: 550 5.1.1 <bad@remote.test>: Recipient address rejected: User unknown" \
     "Remote-MTA: dns; 127.0.0.1" "Diagnostic-Code: smtp; 550 5.1.1 <bad@remote.test>" >"$work/dsn-bad.txt" 2>&1 ||
     fail "DSN for $id_bad: $(cat "$work/dsn-bad.txt")"
 grep -q 'rcpt@remote.test' "$work/dsn-bad.txt" && fail "the DSN names the recipient that was delivered"

@@ -162,8 +162,14 @@ impl Site {
         } else {
             "shutdown_grace_secs = 10\n"
         };
+        // mx.example.test unless `top` names the host.
+        let hostname = if self.top.contains("hostname") {
+            ""
+        } else {
+            "hostname = \"mx.example.test\"\n"
+        };
         let text = format!(
-            "hostname = \"mx.example.test\"\ndata_dir = \"{}\"\n{grace}{}\n\
+            "{hostname}data_dir = \"{}\"\n{grace}{}\n\
              [listen]\nsmtp = {}\nlmtp = {}\npop3 = {}\npop3s = []\nimap = {}\nimaps = []\n\
              submission = {}\nsubmissions = {}\nhttp = {}\n{}\n",
             self.data_dir().display(),
@@ -394,16 +400,23 @@ impl Check {
     }
 }
 
-/// The value of the first header field `name` (case-insensitive), up to the end of the header.
+/// The value of the first header field `name` (case-insensitive), up to the end of the header,
+/// unfolded (RFC 5322 §2.2.3: continuation lines joined with a space).
 pub fn header(text: &str, name: &str) -> Option<String> {
-    for line in text.split("\r\n") {
+    let mut lines = text.split("\r\n").peekable();
+    while let Some(line) = lines.next() {
         if line.is_empty() {
             return None;
         }
         if let Some((n, v)) = line.split_once(':')
             && n.eq_ignore_ascii_case(name)
         {
-            return Some(v.trim().to_string());
+            let mut value = v.trim().to_string();
+            while let Some(next) = lines.next_if(|l| l.starts_with([' ', '\t'])) {
+                value.push(' ');
+                value.push_str(next.trim());
+            }
+            return Some(value);
         }
     }
     None

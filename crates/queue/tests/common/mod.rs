@@ -81,6 +81,8 @@ pub fn mx(
         tls,
         shutdown: shutdown.clone(),
         queued: None,
+        auth: None,
+        dkim: Default::default(),
     });
     tokio::spawn(facteur_smtp_server::serve(listener, ctx));
 }
@@ -94,6 +96,8 @@ pub async fn queue(store: &Store, id: &str, to: &str) {
         queue_id: id,
         internal_date: 0,
         enforce_quota: false,
+        added_fields: "",
+        junk: false,
     };
     let outbound = QueuedMessage {
         queue_id: id.into(),
@@ -134,6 +138,7 @@ pub fn service(
             verified,
             opportunistic: opportunistic_tls(),
             timeouts: Timeouts::default(),
+            source: None,
         },
         route,
         wake: Arc::default(),

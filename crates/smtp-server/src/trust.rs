@@ -1,0 +1,187 @@
+//! Email authentication in the SMTP roles: the MX checks what it receives (SPF, DKIM, DMARC,
+//! ARC, iprev; `facteur_trust::inbound`) before it accepts the message, and submission signs
+//! what local domains send (DKIM, `facteur_trust::dkim`).
+
+use facteur_smtp_session::reply::Reply;
+use facteur_store::{BlobWriter, Store};
+use facteur_trust::dkim::Signer;
+use facteur_trust::inbound::{Action, Checker, Input};
+use std::net::IpAddr;
+use std::sync::{Arc, RwLock};
+
+/// The signer submission uses, shared with the task that reloads keys: replaced whole.
+#[derive(Clone, Default)]
+pub struct DkimSigning(Arc<RwLock<Option<Arc<Signer>>>>);
+
+impl DkimSigning {
+    pub fn set(&self, signer: Option<Signer>) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = signer.map(Arc::new);
+    }
+
+    pub fn get(&self) -> Option<Arc<Signer>> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// What the checks decided for a message about to be accepted on the MX.
+pub(crate) struct Checked {
+    /// The Authentication-Results field for each local copy.
+    pub added_fields: String,
+    /// File into Junk (DMARC quarantine).
+    pub junk: bool,
+}
+
+/// The MX's checks on the message in `writer` (our Received field first, `trace_len` octets;
+/// the rest as received). Refusals come back as the reply to give; a forged
+/// Authentication-Results claiming `hostname` is removed by rewriting the writer.
+pub(crate) async fn check_inbound(
+    checker: &Checker,
+    store: &Store,
+    hostname: &str,
+    writer: &mut BlobWriter,
+    trace_len: usize,
+    client: (IpAddr, &str, &str),
+    queue_id: &str,
+) -> Result<Checked, Reply> {
+    let local_error = |e: &dyn std::fmt::Display| {
+        tracing::error!(%queue_id, error = %e, "cannot read the message back for its checks");
+        facteur_smtp_session::reply::local_error()
+    };
+    let content = writer.contents().map_err(|e| local_error(&e))?.into_owned();
+    let (trace, message) = content.split_at(trace_len.min(content.len()));
+    let (ip, helo, mail_from) = client;
+    let verdict = checker
+        .check(&Input {
+            ip,
+            helo,
+            mail_from,
+            message,
+        })
+        .await;
+    tracing::info!(%queue_id, remote = %ip, from = %format!("<{mail_from}>"), result = %verdict.summary, "authentication");
+    if let Some(d) = &verdict.dmarc
+        && !d.rua.is_empty()
+    {
+        note_dmarc(store, d, &verdict.action);
+    }
+    match verdict.action {
+        Action::Reject { code, status, text } | Action::Defer { code, status, text } => {
+            return Err(Reply::new(code, parse_status(status), text));
+        }
+        Action::Junk { .. } | Action::Accept => {}
+    }
+    // RFC 8601 §5: a field from outside claiming to be ours must not survive.
+    if let Some(clean) = facteur_trust::inbound::remove_forged_results(message, hostname) {
+        tracing::info!(%queue_id, "removed an Authentication-Results field forged with this server's name");
+        let mut fresh = store.blob_writer();
+        fresh.write(trace).map_err(|e| local_error(&e))?;
+        fresh.write(&clean).map_err(|e| local_error(&e))?;
+        *writer = fresh;
+    }
+    Ok(Checked {
+        added_fields: verdict.header,
+        junk: matches!(verdict.action, Action::Junk { .. }),
+    })
+}
+
+/// Submission: prepends the DKIM signatures of the From: domain, when it has keys. Signing
+/// (RSA) runs on the blocking pool. A failure to sign is logged and the message goes unsigned:
+/// refusing it would not help the sender.
+pub(crate) async fn sign(
+    signer: Arc<Signer>,
+    store: &Store,
+    writer: BlobWriter,
+    domain: &str,
+    queue_id: &str,
+) -> Result<BlobWriter, Reply> {
+    if !signer.signs_for(domain) {
+        return Ok(writer);
+    }
+    let store = store.clone();
+    let d = domain.to_string();
+    let mut writer = writer;
+    let signed = tokio::task::spawn_blocking(move || {
+        let content = match writer.contents() {
+            Ok(c) => c.into_owned(),
+            Err(e) => return (writer, Err(e.to_string())),
+        };
+        match signer.sign(&d, &content) {
+            Ok(fields) if !fields.is_empty() => {
+                let mut fresh = store.blob_writer();
+                let written = fresh.write(&fields).and_then(|_| fresh.write(&content));
+                match written {
+                    Ok(()) => (fresh, Ok(true)),
+                    Err(e) => (writer, Err(e.to_string())),
+                }
+            }
+            Ok(_) => (writer, Ok(false)),
+            Err(e) => (writer, Err(e.to_string())),
+        }
+    })
+    .await;
+    match signed {
+        Ok((writer, Ok(done))) => {
+            if done {
+                tracing::debug!(%queue_id, %domain, "DKIM-signed");
+            }
+            Ok(writer)
+        }
+        Ok((writer, Err(e))) => {
+            tracing::error!(%queue_id, %domain, error = %e, "cannot DKIM-sign; sending unsigned");
+            Ok(writer)
+        }
+        Err(e) => {
+            tracing::error!(%queue_id, error = %e, "the signing task failed");
+            Err(facteur_smtp_session::reply::local_error())
+        }
+    }
+}
+
+/// Keeps the evaluation for the domain's aggregate report (RFC 7489 §7.2), with the
+/// disposition this server applied.
+fn note_dmarc(store: &Store, d: &facteur_trust::inbound::DmarcEvaluation, action: &Action) {
+    let applied = match action {
+        Action::Reject { status, .. } if *status == "5.7.26" => "reject",
+        Action::Junk { .. } => "quarantine",
+        _ => "none",
+    };
+    let evaluation = facteur_trust::report::Evaluation {
+        at: facteur_model::calendar::unix_now(),
+        source_ip: d.source_ip,
+        header_from: d.header_from.clone(),
+        envelope_from: d.envelope_from.clone(),
+        policy_domain: d.policy_domain.clone(),
+        adkim: d.adkim,
+        aspf: d.aspf,
+        p: d.p.clone(),
+        sp: d.sp.clone(),
+        pct: d.pct,
+        rua: d.rua.clone(),
+        disposition: applied.to_string(),
+        dkim_aligned: d.dkim_aligned,
+        spf_aligned: d.spf_aligned,
+        dkim: d.dkim.clone(),
+        spf: d.spf.clone(),
+    };
+    let kept = serde_json::to_string(&evaluation)
+        .map_err(|e| e.to_string())
+        .and_then(|json| {
+            store
+                .dmarc_note(evaluation.at, &d.policy_domain, json)
+                .map_err(|e| e.to_string())
+        });
+    if let Err(e) = kept {
+        tracing::warn!(error = %e, "cannot keep a DMARC evaluation for the report");
+    }
+}
+
+/// "5.7.26" as a status; None when malformed.
+fn parse_status(status: &str) -> Option<facteur_smtp_session::reply::Status> {
+    let mut parts = status.split('.').map(|p| p.parse::<u16>().ok());
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(Some(a)), Some(Some(b)), Some(Some(c)), None) => {
+            Some(facteur_smtp_session::reply::Status(a as u8, b, c))
+        }
+        _ => None,
+    }
+}
