@@ -65,7 +65,8 @@ pub fn dmarc(config: &Config, cmd: DmarcCommand) -> anyhow::Result<ExitCode> {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            let until = facteur_model::calendar::unix_now();
+            // Up to and including this second.
+            let until = facteur_model::calendar::unix_now() + 1;
             let sent = runtime.block_on(send(
                 &store,
                 &dir,

@@ -5,8 +5,10 @@
 //! DMARC passing in the Authentication-Results it adds. Mail forged in example.test's name,
 //! straight to the MX from an address SPF does not allow and unsigned, is refused with
 //! `550 5.7.26` (DMARC p=reject); a domain with p=quarantine lands in Junk; an
-//! Authentication-Results field forged with the MX's own name is removed. A rotation makes new
-//! selectors that sign once the server sees them in DNS.
+//! Authentication-Results field forged with the MX's own name is removed. Bob's server sends
+//! the DMARC aggregate report to example.test's `rua`, alice's MX, where `facteur dmarc reports`
+//! names the failing source. A rotation makes new selectors that sign once the server sees them
+//! in DNS.
 
 mod harness;
 
@@ -91,7 +93,13 @@ fn signed_mail_passes_and_forged_mail_is_refused_or_quarantined() {
     dns.add_mx("remote.test", 10, "mx.remote.test");
     dns.add_a("mx.remote.test", [127, 0, 0, 3].into());
     dns.add_txt("example.test", "v=spf1 ip4:127.0.0.2 -all");
-    dns.add_txt("_dmarc.example.test", "v=DMARC1; p=reject; adkim=s; aspf=s");
+    dns.add_txt(
+        "_dmarc.example.test",
+        "v=DMARC1; p=reject; adkim=s; aspf=s; rua=mailto:dmarc@example.test",
+    );
+    // Aggregate reports about example.test come back to its MX.
+    dns.add_mx("example.test", 10, "mx.example.test");
+    dns.add_a("mx.example.test", [127, 0, 0, 2].into());
     dns.add_txt("quar.test", "v=spf1 ip4:127.0.0.2 -all");
     dns.add_txt("_dmarc.quar.test", "v=DMARC1; p=quarantine");
     let mx_port = free_port();
@@ -109,15 +117,18 @@ fn signed_mail_passes_and_forged_mail_is_refused_or_quarantined() {
         &sections_a,
         Ports {
             submission: Some(free_port()),
+            smtp: Some(mx_port),
             ip: [127, 0, 0, 2],
             ..Ports::none()
         },
     );
     a.must(&["domain", "add", "example.test"], None);
-    a.must(
-        &["account", "add", "alice@example.test", "--password-stdin"],
-        Some("secret\n"),
-    );
+    for account in ["alice@example.test", "dmarc@example.test"] {
+        a.must(
+            &["account", "add", account, "--password-stdin"],
+            Some("secret\n"),
+        );
+    }
     let generated = a.must(&["dkim", "generate", "example.test"], None);
     let published = records(&generated);
     assert_eq!(published.len(), 2, "an RSA and an Ed25519 key: {generated}");
@@ -228,6 +239,32 @@ fn signed_mail_passes_and_forged_mail_is_refused_or_quarantined() {
     assert!(
         f.contains("Authentication-Results: other.test; spf=pass"),
         "{f}"
+    );
+
+    // The DMARC aggregate report about example.test (one pass from 127.0.0.2, one reject from
+    // 127.0.0.1) goes from bob's server to the rua mailbox at alice's, which summarises it.
+    let sent = b.must(&["dmarc", "send"], None);
+    assert!(
+        sent.contains("for example.test") && sent.contains("sent to dmarc@example.test"),
+        "{sent}"
+    );
+    wait("the report arrives", &a, || {
+        !a.export("dmarc@example.test", "INBOX").is_empty()
+    });
+    let summary = a.must(&["dmarc", "reports", "dmarc@example.test"], None);
+    assert!(summary.contains("example.test"), "{summary}");
+    assert!(
+        summary.contains("mx.remote.test"),
+        "the reporter: {summary}"
+    );
+    assert!(
+        summary.contains("127.0.0.1"),
+        "the failing source: {summary}"
+    );
+    // Reported once: nothing waits any more.
+    assert!(
+        b.must(&["dmarc", "send"], None)
+            .contains("No DMARC evaluation waiting")
     );
 
     // Rotation: new selectors wait for DNS; once published, the server switches (at its
