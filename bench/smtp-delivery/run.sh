@@ -134,6 +134,12 @@ imaps = []
 submission = []
 submissions = []
 http = []
+# Like the Postfix + Dovecot stack here: no SPF/DKIM/DMARC checks (bench/inbound-auth measures
+# them); DNS to a closed loopback port, so nothing leaves the machine.
+[auth]
+enabled = false
+[dns]
+nameservers = ["127.0.0.1:9"]
 CONF
     local f=("$bin" --config "$work/facteur.toml")
     "${f[@]}" domain add bench.test >/dev/null

@@ -62,6 +62,8 @@ pub struct Config {
     pub auth: Auth,
     /// DKIM signing of mail from local domains, and key rotation.
     pub dkim: Dkim,
+    /// Mail that aliases forward to other domains.
+    pub forwarding: Forwarding,
     pub store: StoreOptions,
 }
 
@@ -96,6 +98,26 @@ impl Default for Auth {
             arc: true,
             iprev: true,
             defer_on_temperror: false,
+        }
+    }
+}
+
+/// `[forwarding]`: mail that aliases send on to addresses of other domains.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Forwarding {
+    /// Rewrite the envelope sender of forwarded mail with SRS (`SRS0=...@alias-domain`), so the
+    /// destination's SPF check sees this server, and bounces come back here to be returned.
+    pub srs: bool,
+    /// How many days a rewritten address is accepted back (bounces arriving later are refused).
+    pub srs_max_age_days: u16,
+}
+
+impl Default for Forwarding {
+    fn default() -> Self {
+        Forwarding {
+            srs: true,
+            srs_max_age_days: 21,
         }
     }
 }
@@ -583,6 +605,7 @@ impl Default for Config {
             dns: Dns::default(),
             auth: Auth::default(),
             dkim: Dkim::default(),
+            forwarding: Forwarding::default(),
             store: StoreOptions::default(),
         }
     }

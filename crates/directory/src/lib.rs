@@ -60,12 +60,25 @@ pub struct Mailbox {
 pub enum Resolution {
     /// The address reaches these accounts (one or more, deduplicated).
     Deliver(Vec<Mailbox>),
+    /// An alias that forwards outside (to addresses of other domains), and perhaps also to
+    /// local accounts: `local` may be empty, `remote` is not.
+    Forward {
+        local: Vec<Mailbox>,
+        remote: Vec<String>,
+    },
     /// A local domain, but nobody there by that name.
     UnknownUser,
     /// Not a domain of this server.
     NotLocal,
     /// A relay attempt hidden in the local part.
     RelayAttempt,
+}
+
+/// What an alias expansion collected.
+#[derive(Default)]
+struct Found {
+    mailboxes: Vec<Mailbox>,
+    forward: Vec<String>,
 }
 
 /// A successful login.
@@ -192,7 +205,7 @@ impl Directory {
         if address.local.contains(['%', '!', '@']) {
             return Ok(Resolution::RelayAttempt);
         }
-        let mut found = Vec::new();
+        let mut found = Found::default();
         let mut visited = Vec::new();
         self.expand(
             &address.domain,
@@ -201,11 +214,16 @@ impl Directory {
             &mut visited,
             &mut found,
         )?;
-        Ok(if found.is_empty() {
-            Resolution::UnknownUser
-        } else {
-            Resolution::Deliver(found)
-        })
+        Ok(
+            match (found.mailboxes.is_empty(), found.forward.is_empty()) {
+                (true, true) => Resolution::UnknownUser,
+                (_, true) => Resolution::Deliver(found.mailboxes),
+                (_, false) => Resolution::Forward {
+                    local: found.mailboxes,
+                    remote: found.forward,
+                },
+            },
+        )
     }
 
     fn expand(
@@ -214,7 +232,7 @@ impl Directory {
         local: &str,
         depth: usize,
         visited: &mut Vec<String>,
-        found: &mut Vec<Mailbox>,
+        found: &mut Found,
     ) -> Result<()> {
         let key = format!("{local}@{domain}");
         if depth > MAX_ALIAS_DEPTH || visited.contains(&key) {
@@ -246,7 +264,7 @@ impl Directory {
         local: &str,
         depth: usize,
         visited: &mut Vec<String>,
-        found: &mut Vec<Mailbox>,
+        found: &mut Found,
     ) -> Result<bool> {
         let targets = self.store.alias_targets(domain, local)?;
         if !targets.is_empty() {
@@ -263,25 +281,33 @@ impl Directory {
         target: &str,
         depth: usize,
         visited: &mut Vec<String>,
-        found: &mut Vec<Mailbox>,
+        found: &mut Found,
     ) -> Result<()> {
         match Address::parse(target) {
             Some(t) if self.store.domain_exists(&t.domain)? => {
                 self.expand(&t.domain, &t.folded_local(), depth + 1, visited, found)
             }
-            _ => {
-                tracing::warn!(target, "alias target is not a local address; skipped");
+            // Another domain: forwarded through the queue (with SRS, by the caller).
+            Some(t) => {
+                let shown = t.to_string();
+                if !found.forward.iter().any(|f| f.eq_ignore_ascii_case(&shown)) {
+                    found.forward.push(shown);
+                }
+                Ok(())
+            }
+            None => {
+                tracing::warn!(target, "alias target is not an address; skipped");
                 Ok(())
             }
         }
     }
 
-    fn push_account(&self, domain: &Domain, local: &str, found: &mut Vec<Mailbox>) -> Result<bool> {
+    fn push_account(&self, domain: &Domain, local: &str, found: &mut Found) -> Result<bool> {
         let Some(account) = self.store.account(domain, local)? else {
             return Ok(false);
         };
-        if !found.iter().any(|m| m.account == account.id) {
-            found.push(Mailbox {
+        if !found.mailboxes.iter().any(|m| m.account == account.id) {
+            found.mailboxes.push(Mailbox {
                 account: account.id,
                 address: account.address,
             });
@@ -410,8 +436,8 @@ impl Directory {
         Ok(self.store.list_accounts(domain.as_ref())?)
     }
 
-    /// Adds an alias `source -> targets`; `@domain` as source is the catch-all.
-    /// Targets must be addresses of local domains.
+    /// Adds an alias `source -> targets`; `@domain` as source is the catch-all. A target in
+    /// another domain makes the alias forward there (through the queue, with SRS).
     pub fn add_alias(&self, source: &str, targets: &[String]) -> Result<()> {
         let (domain, local) = parse_alias_source(source)?;
         if targets.is_empty() {
@@ -422,12 +448,12 @@ impl Directory {
         let mut checked = Vec::new();
         for target in targets {
             let t = parse_address(target)?;
-            if !self.store.domain_exists(&t.domain)? {
-                return Err(DirectoryError::Invalid(format!(
-                    "target {t} is not in a local domain; forwarding to other domains needs outbound delivery"
-                )));
+            if self.store.domain_exists(&t.domain)? {
+                checked.push(format!("{}@{}", t.folded_local(), t.domain));
+            } else {
+                // Outside: the local part as given (another server decides its case).
+                checked.push(format!("{}@{}", t.local, t.domain));
             }
-            checked.push(format!("{}@{}", t.folded_local(), t.domain));
         }
         for target in checked {
             self.store.add_alias(&domain, &local, &target)?;

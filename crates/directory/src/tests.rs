@@ -136,13 +136,40 @@ fn aliases_expand_recursively_dedupe_and_catch_all() {
 }
 
 #[test]
-fn alias_targets_must_be_local() {
+fn aliases_forward_outside_beside_local_copies() {
     let f = fixture("remote");
-    let err = f
-        .dir
-        .add_alias("fwd@example.com", &["someone@elsewhere.example".into()])
-        .unwrap_err();
-    assert!(err.to_string().contains("not in a local domain"), "{err}");
+    f.dir
+        .add_alias("fwd@example.com", &["Someone@elsewhere.example".into()])
+        .unwrap();
+    assert_eq!(
+        resolve(&f, "fwd@example.com"),
+        Resolution::Forward {
+            local: Vec::new(),
+            remote: vec!["Someone@elsewhere.example".into()],
+        }
+    );
+    // Through another alias, with a local copy kept, duplicates once.
+    f.dir
+        .add_alias(
+            "team@example.com",
+            &[
+                "fwd@example.com".into(),
+                "alice@example.com".into(),
+                "someone@elsewhere.example".into(),
+            ],
+        )
+        .unwrap();
+    let Resolution::Forward { local, remote } = resolve(&f, "team@example.com") else {
+        panic!("a forward expected");
+    };
+    assert_eq!(local.len(), 1);
+    assert_eq!(local[0].address, "alice@example.com");
+    assert_eq!(remote, vec!["Someone@elsewhere.example".to_string()]);
+    assert!(
+        f.dir
+            .add_alias("x@example.com", &["not an address".into()])
+            .is_err()
+    );
 }
 
 #[test]

@@ -103,6 +103,9 @@ pub enum TlsCommand {
     /// left and what to do. Reads the files; the server may be running or not. Exit status 1
     /// when a certificate is expired or cannot be read.
     Status,
+    /// Send the SMTP TLS reports (RFC 8460) now, today's totals included, to the recipient
+    /// domains that publish `_smtp._tls` (the server sends them daily by itself).
+    SendReports,
 }
 
 #[derive(clap::Args)]
@@ -324,7 +327,30 @@ pub fn store(config: &Config, cmd: StoreCommand) -> anyhow::Result<ExitCode> {
 }
 
 pub fn tls(config: &Config, cmd: TlsCommand) -> anyhow::Result<ExitCode> {
-    let TlsCommand::Status = cmd;
+    if let TlsCommand::SendReports = cmd {
+        let (dir, _handback) = open(config)?;
+        let Some(resolver) = crate::dkim_cli::resolver(config) else {
+            anyhow::bail!("key `dns`: no resolver");
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let tomorrow = facteur_model::calendar::unix_now().div_euclid(86_400) + 1;
+        let lines = runtime.block_on(crate::tls_report::send(
+            dir.store(),
+            &dir,
+            &resolver,
+            &config.hostname,
+            tomorrow,
+        ));
+        for line in &lines {
+            println!("{line}");
+        }
+        if lines.is_empty() {
+            println!("No TLS report to send.");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let now = std::time::SystemTime::now();
     let mut specs = crate::tls::specs(config);
     let acme = facteur_acme::Options::from_config(config);

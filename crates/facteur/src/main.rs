@@ -12,6 +12,7 @@ mod privileges;
 mod queue_cli;
 mod serve;
 mod tls;
+mod tls_report;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};

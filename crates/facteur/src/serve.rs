@@ -128,6 +128,7 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
+        let stop = StopSignals::catch()?;
         let shutdown = Shutdown::new();
         tls.spawn()?;
         let dns_options = facteur_dns::ResolverOptions {
@@ -161,6 +162,13 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
         } else {
             None
         };
+        tokio::spawn(crate::tls_report::run(
+            store.clone(),
+            directory.clone(),
+            resolver.clone(),
+            config.hostname.clone(),
+            shutdown.clone(),
+        ));
         if auth.is_some() {
             tokio::spawn(crate::dmarc::run(
                 store.clone(),
@@ -170,6 +178,18 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
                 shutdown.clone(),
             ));
         }
+        // SRS for forwarded mail: one key per installation, made at first start.
+        let srs = if config.forwarding.srs {
+            let mut fresh = [0u8; 32];
+            ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut fresh)
+                .map_err(|_| anyhow::anyhow!("no randomness for the SRS key"))?;
+            Some(facteur_smtp_server::SrsSettings {
+                secrets: vec![store.server_secret("srs", &fresh)?],
+                max_age_days: config.forwarding.srs_max_age_days,
+            })
+        } else {
+            None
+        };
         let dkim = facteur_smtp_server::DkimSigning::default();
         if config.dkim.sign {
             tokio::spawn(crate::dkim_signing::maintain(
@@ -214,6 +234,7 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
             pool: Default::default(),
             destinations: Default::default(),
             rates: Default::default(),
+            tls_report: Default::default(),
             shutdown: shutdown.clone(),
         });
         let queue_task = tokio::spawn(outbound.run());
@@ -264,6 +285,7 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
                         .then(|| auth.clone())
                         .flatten(),
                     dkim: dkim.clone(),
+                    srs: srs.clone(),
                     directory: directory.clone(),
                     store: store.clone(),
                     tls: Some(tls.acceptor.clone()),
@@ -310,7 +332,7 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
                 Role::Http => tokio::spawn(facteur_admin::serve(listener, http.clone())),
             });
         }
-        wait_for_signal().await?;
+        stop.wait().await;
         tracing::info!(sessions = shutdown.live_sessions(), "shutting down");
         shutdown.trigger();
         for t in tasks {
@@ -362,15 +384,29 @@ impl Role {
     }
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// SIGTERM and SIGINT, caught from the moment this is made: made before any listener
+/// accepts, so a signal that comes while the roles start is a clean shutdown, not the default
+/// action (an immediate exit).
+struct StopSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn catch() -> anyhow::Result<StopSignals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(StopSignals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
     }
-    Ok(())
+
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+    }
 }
 
 /// As root: give the data directory to the service user and become that user.

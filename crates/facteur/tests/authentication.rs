@@ -30,20 +30,19 @@ fn wait(what: &str, site: &Site, mut done: impl FnMut() -> bool) {
 }
 
 fn submit(site: &Site, subject: &str) {
+    submit_to(site, "bob@remote.test", subject);
+}
+
+fn submit_to(site: &Site, to: &str, subject: &str) {
     let mut c = Client::connect_at(site.ports.ip, site.submission()).unwrap();
     expect(c.reply().unwrap(), "220").unwrap();
     expect(c.command("EHLO client.test").unwrap(), "250").unwrap();
     expect(c.command(&format!("AUTH PLAIN {ALICE}")).unwrap(), "235").unwrap();
     let body = format!(
-        "From: Alice <alice@example.test>\r\nTo: bob@remote.test\r\nSubject: {subject}\r\n\r\nhello\r\n"
+        "From: Alice <alice@example.test>\r\nTo: {to}\r\nSubject: {subject}\r\n\r\nhello\r\n"
     );
     let r = c
-        .send_data(
-            "alice@example.test",
-            &["bob@remote.test"],
-            body.as_bytes(),
-            false,
-        )
+        .send_data("alice@example.test", &[to], body.as_bytes(), false)
         .unwrap();
     assert!(r[0].is("250"), "{}", r[0]);
     let _ = c.command("QUIT");
@@ -65,7 +64,11 @@ fn inject(port: u16, from: &str, header_from: &str, extra: &str, subject: &str) 
 }
 
 fn messages(site: &Site, mailbox: &str) -> Vec<(String, String)> {
-    site.export("bob@remote.test", mailbox)
+    messages_of(site, "bob@remote.test", mailbox)
+}
+
+fn messages_of(site: &Site, account: &str, mailbox: &str) -> Vec<(String, String)> {
+    site.export(account, mailbox)
         .into_iter()
         .map(|(_, text)| {
             let text = String::from_utf8_lossy(&text).into_owned();
@@ -308,4 +311,208 @@ fn signed_mail_passes_and_forged_mail_is_refused_or_quarantined() {
     assert!(got.contains(&format!("s={new_selector}")), "{got}");
     let results = harness::header(&got, "Authentication-Results").unwrap();
     assert_eq!(results.matches("dkim=pass").count(), 2, "{results}");
+}
+
+/// Forwarding outside: bob's server has `fwd@remote.test -> carol@far.test, bob@remote.test`.
+/// The copy to carol leaves with an SRS envelope sender in remote.test, so SPF at far.test's
+/// MX (a third server) passes for remote.test, DKIM still passes for example.test, and DMARC
+/// passes; bob keeps his copy. A forward whose destination refuses the recipient produces a
+/// bounce to the SRS address, which bob's server reverses: alice gets the DSN. Bob's server
+/// ARC-seals what it forwards (RFC 8617), and far.test's MX verifies the seal.
+#[test]
+fn forwarded_mail_keeps_passing_and_its_bounces_find_the_sender() {
+    let dns = facteur_testkit::dns::DnsServer::start(([127, 0, 0, 1], 0).into());
+    for (domain, ip) in [("example.test", 2), ("remote.test", 3), ("far.test", 4)] {
+        dns.add_mx(domain, 10, &format!("mx.{domain}"));
+        dns.add_a(&format!("mx.{domain}"), [127, 0, 0, ip].into());
+        dns.add_txt(domain, &format!("v=spf1 ip4:127.0.0.{ip} -all"));
+    }
+    dns.add_txt("_dmarc.example.test", "v=DMARC1; p=reject");
+    // far.test asks for TLS reports (RFC 8460).
+    dns.add_txt(
+        "_smtp._tls.far.test",
+        "v=TLSRPTv1; rua=mailto:tlsrpt@far.test",
+    );
+    let mx_port = free_port();
+    let site = |name: &str, host: &str, ip: u8, submission: bool| {
+        Site::with_ports(
+            name,
+            &format!("hostname = \"{host}\""),
+            &format!(
+                "[dns]\nnameservers = [\"{}\"]\ntimeout_secs = 2\n\
+                 [queue]\nsmtp_port = {mx_port}\nretry_secs = [1]\nscan_secs = 1\n\
+                 source_address = \"127.0.0.{ip}\"\n\
+                 [submission]\nplaintext_auth = true\n",
+                dns.addr()
+            ),
+            Ports {
+                submission: submission.then(free_port),
+                smtp: Some(mx_port),
+                ip: [127, 0, 0, ip],
+                ..Ports::none()
+            },
+        )
+    };
+    let mut a = site("fwd-a", "mx.example.test", 2, true);
+    a.must(&["domain", "add", "example.test"], None);
+    a.must(
+        &["account", "add", "alice@example.test", "--password-stdin"],
+        Some("secret\n"),
+    );
+    for (owner, text) in records(&a.must(&["dkim", "generate", "example.test"], None)) {
+        dns.add_txt(&owner, &text);
+    }
+    let mut b = site("fwd-b", "mx.remote.test", 3, false);
+    b.must(&["domain", "add", "remote.test"], None);
+    b.must(
+        &["account", "add", "bob@remote.test", "--password-stdin"],
+        Some("secret\n"),
+    );
+    b.must(
+        &[
+            "alias",
+            "add",
+            "fwd@remote.test",
+            "carol@far.test",
+            "bob@remote.test",
+        ],
+        None,
+    );
+    b.must(
+        &["alias", "add", "lost@remote.test", "nobody@far.test"],
+        None,
+    );
+    // Keys for remote.test: bob's server ARC-seals what it forwards with them.
+    for (owner, text) in records(&b.must(&["dkim", "generate", "remote.test"], None)) {
+        dns.add_txt(&owner, &text);
+    }
+    let mut c = site("fwd-c", "mx.far.test", 4, false);
+    c.must(&["domain", "add", "far.test"], None);
+    for account in ["carol@far.test", "tlsrpt@far.test"] {
+        c.must(
+            &["account", "add", account, "--password-stdin"],
+            Some("secret\n"),
+        );
+    }
+    let (_a, mut b_server, _c) = (a.start(), b.start(), c.start());
+
+    submit_to(&a, "fwd@remote.test", "forwarded");
+    wait("carol gets the forwarded copy", &c, || {
+        messages_of(&c, "carol@far.test", "INBOX")
+            .iter()
+            .any(|(s, _)| s == "forwarded")
+    });
+    let (_, got) = messages_of(&c, "carol@far.test", "INBOX").remove(0);
+    let results = harness::header(&got, "Authentication-Results").expect(&got);
+    assert!(
+        results.contains("spf=pass smtp.mailfrom=\"SRS0=") && results.contains("@remote.test\""),
+        "SPF checked the forwarder's SRS address: {results}"
+    );
+    assert_eq!(results.matches("dkim=pass").count(), 2, "{results}");
+    assert!(results.contains("dmarc=pass"), "{results}");
+    // RFC 8617: the forwarder's seal, verified by the next hop.
+    assert!(results.contains("arc=pass"), "{results}");
+    let seal = harness::header(&got, "ARC-Seal").expect(&got);
+    assert!(
+        seal.contains("i=1") && seal.contains("d=remote.test"),
+        "{seal}"
+    );
+    let aar = harness::header(&got, "ARC-Authentication-Results").unwrap();
+    assert!(
+        aar.contains("mx.remote.test") && aar.contains("dkim=pass"),
+        "{aar}"
+    );
+    let return_path = harness::header(&got, "Return-Path").unwrap();
+    assert!(return_path.starts_with("<SRS0="), "{return_path}");
+    assert!(
+        messages(&b, "INBOX").iter().any(|(s, _)| s == "forwarded"),
+        "bob keeps his copy"
+    );
+
+    // far.test has no nobody: the bounce goes to the SRS address, and back to alice.
+    submit_to(&a, "lost@remote.test", "lost");
+    wait("alice gets the bounce", &a, || {
+        messages_of(&a, "alice@example.test", "INBOX")
+            .iter()
+            .any(|(s, _)| s == "Undelivered Mail Returned to Sender")
+    });
+    let (_, dsn) = messages_of(&a, "alice@example.test", "INBOX")
+        .into_iter()
+        .find(|(s, _)| s == "Undelivered Mail Returned to Sender")
+        .unwrap();
+    assert!(
+        dsn.contains("Final-Recipient: rfc822; nobody@far.test"),
+        "{dsn}"
+    );
+    assert!(
+        dsn.contains("Original-Recipient: rfc822;lost@remote.test"),
+        "the address alice used: {dsn}"
+    );
+    assert!(b.log().contains("SRS"), "{}", b.log());
+
+    // Bob's server stops (its TLS totals are kept at shutdown) and sends its TLS report for
+    // far.test: sessions over STARTTLS (one or two: the connection may be reused), no policy,
+    // no failure.
+    b_server.signal(harness::Signal::Term);
+    assert!(b_server.wait_exit(Duration::from_secs(20)).is_some());
+    let sent = b.must(&["tls", "send-reports"], None);
+    assert!(
+        sent.contains("TLS report") && sent.contains("for far.test sent to tlsrpt@far.test"),
+        "{sent}"
+    );
+    // Queued; it leaves when the server runs again.
+    let _b = b.start();
+    wait("far.test gets the TLS report", &c, || {
+        !c.export("tlsrpt@far.test", "INBOX").is_empty()
+    });
+    let (_, report) = c.export("tlsrpt@far.test", "INBOX").remove(0);
+    let report = String::from_utf8_lossy(&report).into_owned();
+    assert_eq!(
+        harness::header(&report, "TLS-Report-Domain").as_deref(),
+        Some("far.test"),
+        "{report}"
+    );
+    assert!(report.contains("application/tlsrpt+gzip"), "{report}");
+    let json = gunzip_attachment(&report);
+    assert!(
+        json.contains("\"policy-type\":\"no-policy-found\""),
+        "{json}"
+    );
+    assert!(
+        json.contains("\"total-successful-session-count\":"),
+        "{json}"
+    );
+    assert!(
+        !json.contains("\"total-successful-session-count\":0"),
+        "{json}"
+    );
+    assert!(json.contains("\"total-failure-session-count\":0"), "{json}");
+}
+
+/// The base64 body of the report's `.json.gz` part, decoded and gunzipped.
+fn gunzip_attachment(message: &str) -> String {
+    let start = message.find(".json.gz").expect("an attachment");
+    let body_start = message[start..].find("\r\n\r\n").unwrap() + start + 4;
+    let body_end = message[body_start..].find("\r\n--").unwrap() + body_start;
+    let mut bits = Vec::new();
+    let (mut acc, mut n) = (0u32, 0);
+    for c in message[body_start..body_end].bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => continue,
+        };
+        acc = (acc << 6) | u32::from(v);
+        n += 6;
+        if n >= 8 {
+            n -= 8;
+            bits.push((acc >> n) as u8);
+        }
+    }
+    let mut json = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&bits[..]), &mut json).unwrap();
+    json
 }

@@ -13,3 +13,4 @@ pub mod pool;
 pub mod route;
 pub mod service;
 pub mod submit;
+pub mod tls_report;

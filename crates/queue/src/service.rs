@@ -36,6 +36,8 @@ pub struct Service {
     pub destinations: Mutex<std::collections::HashMap<String, Arc<Semaphore>>>,
     /// Messages sent per destination domain in the current minute.
     pub rates: Mutex<std::collections::HashMap<String, (i64, u32)>>,
+    /// TLS outcomes of sessions to MX hosts, for TLS reports (RFC 8460).
+    pub tls_report: crate::tls_report::Recorder,
     pub shutdown: facteur_net::Shutdown,
 }
 
@@ -84,13 +86,17 @@ impl Service {
                 });
             }
             self.pool.close_idle();
+            self.tls_report.flush(&self.store, false).await;
             if more {
                 continue;
             }
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(self.options.scan_secs.max(1))) => {}
                 _ = self.wake.notified() => {}
-                _ = self.shutdown.triggered() => return,
+                _ = self.shutdown.triggered() => {
+                    self.tls_report.flush(&self.store, true).await;
+                    return;
+                }
             }
         }
     }
@@ -278,6 +284,34 @@ impl Service {
             .collect()
     }
 
+    /// A new session to an MX host, for the TLS report of the recipients' domain (RFC 8460:
+    /// the policy domain). Smarthosts and fixed transports are not the domain's MX: not
+    /// reported.
+    fn observe_tls(&self, m: &DueMessage, target: &Target, outcome: Result<bool, &str>) {
+        if self.route.smarthost.is_some() {
+            return;
+        }
+        let Some(domain) = m
+            .due
+            .first()
+            .and_then(|r| r.address.rsplit_once('@'))
+            .map(|(_, d)| d.to_ascii_lowercase())
+        else {
+            return;
+        };
+        if self.route.transports.contains_key(&domain) {
+            return;
+        }
+        use facteur_trust::tlsrpt::PolicyType;
+        let policy = match target.policy {
+            crate::route::Policy::Dane | crate::route::Policy::DaneUnusable => PolicyType::Tlsa,
+            crate::route::Policy::MtaSts => PolicyType::Sts,
+            crate::route::Policy::Default => PolicyType::NoPolicyFound,
+        };
+        self.tls_report
+            .session(&domain, policy, &target.name, target.addr.ip(), outcome);
+    }
+
     /// One host: the whole transaction. Err when the host could not take a decision (connection,
     /// greeting, TLS, a 4xx to MAIL): the next host is tried.
     async fn try_target<'a>(
@@ -321,7 +355,16 @@ impl Service {
             let (mut conn, reused) = match pooled.take() {
                 Some(c) => (c, true),
                 None => {
-                    let mut c = Connection::open(target.addr, &target.name, &settings).await?;
+                    let opened = Connection::open(target.addr, &target.name, &settings).await;
+                    self.observe_tls(
+                        m,
+                        target,
+                        opened
+                            .as_ref()
+                            .map(|c| c.tls)
+                            .map_err(|f| f.message.as_str()),
+                    );
+                    let mut c = opened?;
                     if let Some((user, password)) = &target.auth {
                         c.authenticate(user, password).await?;
                     }

@@ -31,21 +31,37 @@ pub async fn submit(
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
+    // A bounce for a message this server forwarded goes to the SRS address it made: back to
+    // the original sender instead (the same reversal the MX does for bounces from outside).
+    let reversed = srs_original(store, to);
+    let to = reversed.as_deref().unwrap_or(to);
     let address = Address::parse(to).ok_or_else(|| format!("`{to}` is not an address"))?;
+    let queue = |addresses: Vec<String>| {
+        Some(QueuedMessage {
+            queue_id: queue_id.to_string(),
+            sender: from.to_string(),
+            recipients: addresses
+                .into_iter()
+                .map(|address| QueuedRecipient {
+                    address,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        })
+    };
     let (recipients, outbound) = match directory.resolve(&address).map_err(|e| e.to_string())? {
         Resolution::Deliver(mailboxes) => (vec![Recipient { mailboxes }], None),
-        Resolution::NotLocal => (
-            Vec::new(),
-            Some(QueuedMessage {
-                queue_id: queue_id.to_string(),
-                sender: from.to_string(),
-                recipients: vec![QueuedRecipient {
-                    address: to.to_string(),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }),
-        ),
+        Resolution::NotLocal => (Vec::new(), queue(vec![to.to_string()])),
+        // An alias that forwards: its local copies, and the rest through the queue.
+        Resolution::Forward { local, remote } => {
+            let recipients = if local.is_empty() {
+                Vec::new()
+            } else {
+                vec![Recipient { mailboxes: local }]
+            };
+            (recipients, queue(remote))
+        }
         Resolution::UnknownUser | Resolution::RelayAttempt => {
             return Err(format!("{to} is a local address that no account receives"));
         }
@@ -68,4 +84,20 @@ pub async fn submit(
         Some(o) => Err(format!("{o:?}")),
         None => Ok(()),
     }
+}
+
+/// The original sender behind one of our SRS addresses (RFC-less SRS scheme, `trust::srs`),
+/// when `to` is one and its hash and age check out.
+fn srs_original(store: &Store, to: &str) -> Option<String> {
+    if !facteur_trust::srs::Srs::is_srs(to) {
+        return None;
+    }
+    let domain = Address::parse(to)?.domain;
+    if !store.domain_exists(&domain).ok()? {
+        return None;
+    }
+    let secret = store.server_secret_get("srs").ok()??;
+    facteur_trust::srs::Srs::new(vec![secret], domain.as_str(), 21)
+        .reverse(to)
+        .ok()
 }

@@ -74,6 +74,7 @@ fn mx(site: &Site, listener: tokio::net::TcpListener, shutdown: &Shutdown) {
         queued: None,
         auth: None,
         dkim: Default::default(),
+        srs: None,
     });
     tokio::spawn(facteur_smtp_server::serve(listener, ctx));
 }
@@ -124,6 +125,7 @@ fn service_with(
         pool: Default::default(),
         destinations: Default::default(),
         rates: Default::default(),
+        tls_report: Default::default(),
         shutdown: shutdown.clone(),
     })
 }

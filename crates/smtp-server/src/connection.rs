@@ -461,6 +461,15 @@ impl Connection<'_> {
                 .map(|s| s.to_string())
                 .unwrap_or_default();
             let helo = self.session.helo().unwrap_or("").to_string();
+            // The domain of the first alias that forwards outside, with the keys to seal.
+            let forwarding = envelope.recipients.iter().find_map(|r| match &r.target {
+                Route::Forward { .. } => Some(r.rcpt.recipient.domain.clone()),
+                _ => None,
+            });
+            let forward = match (&forwarding, self.ctx.dkim.get()) {
+                (Some(d), Some(signer)) if signer.signs_for(d) => Some((d.as_str(), signer)),
+                _ => None,
+            };
             let checked = crate::trust::check_inbound(
                 checker,
                 &self.ctx.store,
@@ -469,6 +478,7 @@ impl Connection<'_> {
                 trace_len,
                 (self.peer.ip(), &helo, &mail_from),
                 &queue_id,
+                forward,
             )
             .await;
             match checked {
@@ -519,21 +529,56 @@ impl Connection<'_> {
             .unwrap_or_default();
         let mut recipients: Vec<DeliveryRecipient> = Vec::new();
         let mut remote: Vec<QueuedRecipient> = Vec::new();
+        // The domain of the first alias that forwards: the SRS domain of the queued copy.
+        let mut forwarded_by: Option<String> = None;
         for r in &envelope.recipients {
-            match &r.target {
-                Route::Local(mailboxes) => recipients.push(DeliveryRecipient {
+            if let Some(mailboxes) = r.target.local() {
+                recipients.push(DeliveryRecipient {
                     mailboxes: mailboxes.clone(),
-                }),
+                });
+            }
+            match &r.target {
+                Route::Local(_) => {}
                 Route::Remote => remote.push(QueuedRecipient {
                     address: r.rcpt.recipient.to_string(),
                     notify: r.rcpt.notify.clone(),
                     orcpt: r.rcpt.orcpt.clone(),
                 }),
+                Route::Forward { remote: to, .. } => {
+                    forwarded_by.get_or_insert_with(|| r.rcpt.recipient.domain.clone());
+                    for address in to {
+                        if remote
+                            .iter()
+                            .any(|q| q.address.eq_ignore_ascii_case(address))
+                        {
+                            continue;
+                        }
+                        remote.push(QueuedRecipient {
+                            address: address.clone(),
+                            notify: r.rcpt.notify.clone(),
+                            // RFC 3461 §4.2: the address the sender used, for its DSNs.
+                            orcpt: r
+                                .rcpt
+                                .orcpt
+                                .clone()
+                                .or_else(|| Some(format!("rfc822;{}", r.rcpt.recipient))),
+                        });
+                    }
+                }
             }
         }
+        // Forwarded by the MX: the envelope sender rewritten (SRS) in the forwarding domain, so
+        // SPF at the destination checks this server, and bounces come back here to be
+        // returned; the null sender stays null. Submission keeps the user's own sender.
+        let queue_sender = match (&forwarded_by, &self.ctx.srs) {
+            (Some(domain), Some(srs)) if !self.ctx.role.is_submission() && !from.is_empty() => {
+                srs.for_domain(domain).forward(&from)
+            }
+            _ => from.clone(),
+        };
         let outbound = (!remote.is_empty()).then(|| QueuedMessage {
             queue_id: queue_id.clone(),
-            sender: from.clone(),
+            sender: queue_sender,
             envid: envelope.mail.envid.clone(),
             ret_full: envelope.mail.ret_full,
             smtputf8: envelope.mail.smtputf8,
@@ -609,15 +654,20 @@ impl Connection<'_> {
         queue_id: &str,
     ) -> Vec<Reply> {
         let lmtp = self.ctx.role == Role::Lmtp;
-        // Outcomes are those of the local recipients, in order.
-        let local = envelope.recipients.iter().filter_map(|r| match &r.target {
-            Route::Local(m) => Some((r, m)),
-            Route::Remote => None,
-        });
-        let replies: Vec<Reply> = local
-            .zip(outcomes)
-            .map(|((rcpt, mailboxes), outcome)| {
+        // Outcomes are those of the recipients with local copies, in order; the others were
+        // queued in the same commit.
+        let mut outcome_of = outcomes.iter();
+        let replies: Vec<Reply> = envelope
+            .recipients
+            .iter()
+            .map(|rcpt| {
                 let shown = rcpt.rcpt.recipient.to_string();
+                let Some(mailboxes) = rcpt.target.local() else {
+                    return reply::queued(queue_id);
+                };
+                let Some(outcome) = outcome_of.next() else {
+                    return reply::local_error();
+                };
                 let accounts: Vec<&str> = mailboxes.iter().map(|m| m.address.as_str()).collect();
                 if *outcome == Outcome::Delivered {
                     tracing::info!(%queue_id, to = %format!("<{shown}>"), mailboxes = %accounts.join(","), "delivered");

@@ -68,6 +68,22 @@ pub struct Context {
     pub auth: Option<facteur_trust::inbound::Checker>,
     /// Submission's DKIM signer (`[dkim]`), replaced when keys change.
     pub dkim: DkimSigning,
+    /// SRS for mail forwarded outside (`[forwarding]`); None: envelope senders kept as they are.
+    pub srs: Option<SrsSettings>,
+}
+
+/// The Sender Rewriting Scheme's settings; the SRS domain is the forwarding alias's domain.
+#[derive(Clone)]
+pub struct SrsSettings {
+    /// The first signs, every one verifies (rotation).
+    pub secrets: Vec<Vec<u8>>,
+    pub max_age_days: u16,
+}
+
+impl SrsSettings {
+    pub fn for_domain(&self, domain: &str) -> facteur_trust::srs::Srs {
+        facteur_trust::srs::Srs::new(self.secrets.clone(), domain, self.max_age_days)
+    }
 }
 
 impl Context {

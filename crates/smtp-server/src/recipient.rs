@@ -16,6 +16,24 @@ pub enum Route {
     Local(Vec<Mailbox>),
     /// Another domain: the outbound queue (submission only).
     Remote,
+    /// An alias that forwards outside: copies for `local` accounts, and `remote` addresses
+    /// queued (with the envelope sender rewritten by SRS on the MX). Also a bounce coming back
+    /// to one of our SRS addresses, on its way to the original sender.
+    Forward {
+        local: Vec<Mailbox>,
+        remote: Vec<String>,
+    },
+}
+
+impl Route {
+    /// The accounts that get a copy here, if any.
+    pub fn local(&self) -> Option<&Vec<Mailbox>> {
+        match self {
+            Route::Local(m) => Some(m),
+            Route::Forward { local, .. } if !local.is_empty() => Some(local),
+            _ => None,
+        }
+    }
 }
 
 pub fn check(ctx: &Context, rcpt: &RcptTo, declared_size: Option<u64>) -> Verdict<Route> {
@@ -35,6 +53,33 @@ pub fn check(ctx: &Context, rcpt: &RcptTo, declared_size: Option<u64>) -> Verdic
     };
     let mailboxes = match resolution {
         Ok(Resolution::Deliver(mailboxes)) => mailboxes,
+        Ok(Resolution::Forward { local, remote }) => {
+            return Verdict::Accept(Route::Forward { local, remote });
+        }
+        // A bounce (or reply) to an address our SRS rewriting made: back to the original
+        // sender, if the address is genuine and recent.
+        Ok(Resolution::UnknownUser)
+            if ctx.srs.is_some() && facteur_trust::srs::Srs::is_srs(&shown) =>
+        {
+            let srs = ctx
+                .srs
+                .as_ref()
+                .expect("checked above")
+                .for_domain(&m.domain);
+            return match srs.reverse(&shown) {
+                Ok(original) => {
+                    tracing::info!(recipient = %shown, to = %original, "SRS address: forwarded back to the original sender");
+                    Verdict::Accept(Route::Forward {
+                        local: Vec::new(),
+                        remote: vec![original],
+                    })
+                }
+                Err(e) => {
+                    tracing::info!(recipient = %shown, reason = %e, "SRS address refused");
+                    Verdict::Reject(reply::no_such_user(&shown))
+                }
+            };
+        }
         Ok(Resolution::UnknownUser) => return Verdict::Reject(reply::no_such_user(&shown)),
         // RFC 6409 §4.3: an authenticated submission may go anywhere. An address literal is
         // not routed (a valid domain is needed for MX lookup).

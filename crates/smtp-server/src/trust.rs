@@ -33,7 +33,10 @@ pub(crate) struct Checked {
 
 /// The MX's checks on the message in `writer` (our Received field first, `trace_len` octets;
 /// the rest as received). Refusals come back as the reply to give; a forged
-/// Authentication-Results claiming `hostname` is removed by rewriting the writer.
+/// Authentication-Results claiming `hostname` is removed by rewriting the writer. When an
+/// alias of `forward.0` forwards the message outside, it is ARC-sealed (RFC 8617) with that
+/// domain's DKIM key from `forward.1`, so the next hop can see what this one verified.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn check_inbound(
     checker: &Checker,
     store: &Store,
@@ -42,6 +45,7 @@ pub(crate) async fn check_inbound(
     trace_len: usize,
     client: (IpAddr, &str, &str),
     queue_id: &str,
+    forward: Option<(&str, Arc<Signer>)>,
 ) -> Result<Checked, Reply> {
     let local_error = |e: &dyn std::fmt::Display| {
         tracing::error!(%queue_id, error = %e, "cannot read the message back for its checks");
@@ -71,11 +75,37 @@ pub(crate) async fn check_inbound(
         Action::Junk { .. } | Action::Accept => {}
     }
     // RFC 8601 §5: a field from outside claiming to be ours must not survive.
-    if let Some(clean) = facteur_trust::inbound::remove_forged_results(message, hostname) {
+    let clean = facteur_trust::inbound::remove_forged_results(message, hostname);
+    if clean.is_some() {
         tracing::info!(%queue_id, "removed an Authentication-Results field forged with this server's name");
+    }
+    let message = clean.as_deref().unwrap_or(message);
+    let mut seal = None;
+    if let Some((domain, signer)) = forward {
+        let input = Input {
+            ip,
+            helo,
+            mail_from,
+            message,
+        };
+        match checker.arc_seal(&input, &signer, domain).await {
+            Ok(Some(set)) => {
+                tracing::info!(%queue_id, %domain, "ARC-sealed for forwarding");
+                seal = Some(set);
+            }
+            Ok(None) => {
+                tracing::info!(%queue_id, %domain, "not ARC-sealed: no RSA key for the domain, or a failed chain")
+            }
+            Err(e) => tracing::warn!(%queue_id, %domain, error = %e, "cannot ARC-seal"),
+        }
+    }
+    if clean.is_some() || seal.is_some() {
         let mut fresh = store.blob_writer();
+        if let Some(set) = &seal {
+            fresh.write(set).map_err(|e| local_error(&e))?;
+        }
         fresh.write(trace).map_err(|e| local_error(&e))?;
-        fresh.write(&clean).map_err(|e| local_error(&e))?;
+        fresh.write(message).map_err(|e| local_error(&e))?;
         *writer = fresh;
     }
     Ok(Checked {

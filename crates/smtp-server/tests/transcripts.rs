@@ -132,6 +132,7 @@ async fn start_with(name: &str, settings: facteur_config::Smtp) -> TestServer {
             queued: None,
             auth: None,
             dkim: Default::default(),
+            srs: None,
         });
         tokio::spawn(facteur_smtp_server::serve(listener, ctx));
     }

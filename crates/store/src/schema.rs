@@ -209,6 +209,22 @@ const MIGRATIONS: &[&str] = &[
         until INTEGER NOT NULL             -- end of the last period reported
     ) WITHOUT ROWID;
     ",
+    // 10: secrets the server makes once and keeps (the SRS key).
+    "
+    CREATE TABLE server_secrets (
+        name TEXT PRIMARY KEY,
+        value BLOB NOT NULL,
+        created INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    -- Outcomes of outbound TLS per recipient domain and day, for TLS reports (RFC 8460).
+    CREATE TABLE tls_results (
+        day INTEGER NOT NULL,              -- days since 1970 (UTC)
+        policy_domain TEXT NOT NULL,
+        observation TEXT NOT NULL,         -- JSON, facteur_trust::tlsrpt::Observation, count 0
+        count INTEGER NOT NULL,
+        PRIMARY KEY (day, policy_domain, observation)
+    ) WITHOUT ROWID;
+    ",
 ];
 
 /// Brings the schema to the newest version, one transaction per migration.

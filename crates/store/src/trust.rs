@@ -171,3 +171,80 @@ impl Store {
         })
     }
 }
+
+impl Store {
+    /// The server secret `name` (the SRS key): the one kept, or `fresh` kept now when there
+    /// is none. Every process of the server gets the same value.
+    pub fn server_secret(&self, name: &str, fresh: &[u8]) -> Result<Vec<u8>> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO server_secrets (name, value, created) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (name) DO NOTHING",
+                params![name, fresh, now_unix()],
+            )?;
+            Ok(tx.query_row(
+                "SELECT value FROM server_secrets WHERE name = ?1",
+                [name],
+                |r| r.get(0),
+            )?)
+        })
+    }
+}
+
+impl Store {
+    /// The server secret `name`, if one was made.
+    pub fn server_secret_get(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        use rusqlite::OptionalExtension;
+        self.read(|c| {
+            Ok(
+                c.prepare_cached("SELECT value FROM server_secrets WHERE name = ?1")?
+                    .query_row([name], |r| r.get(0))
+                    .optional()?,
+            )
+        })
+    }
+}
+
+impl Store {
+    /// Adds outbound TLS outcomes `(day, policy domain, observation JSON, count)` to the daily
+    /// totals. Statistics: committed without an fsync of its own.
+    pub fn tls_results_add(&self, rows: &[(i64, String, String, u64)]) -> Result<()> {
+        self.write_lazy(|tx| {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO tls_results (day, policy_domain, observation, count)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (day, policy_domain, observation)
+                 DO UPDATE SET count = count + excluded.count",
+            )?;
+            for (day, domain, observation, count) in rows {
+                stmt.execute(params![day, domain, observation, *count as i64])?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The totals of days before `before_day`: (day, policy domain, observation JSON, count).
+    pub fn tls_results_before(&self, before_day: i64) -> Result<Vec<(i64, String, String, u64)>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT day, policy_domain, observation, count FROM tls_results
+                 WHERE day < ?1 ORDER BY policy_domain, day",
+            )?;
+            let rows = stmt.query_map([before_day], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, i64>(3)? as u64))
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    /// Drops the totals of `policy_domain` for days before `before_day` (reported).
+    pub fn tls_results_reported(&self, policy_domain: &str, before_day: i64) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "DELETE FROM tls_results WHERE policy_domain = ?1 AND day < ?2",
+                params![policy_domain, before_day],
+            )?;
+            Ok(())
+        })
+    }
+}

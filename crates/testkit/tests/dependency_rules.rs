@@ -53,6 +53,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "facteur-queue",
         &[
+            "facteur-trust",
             "facteur-smtp-session",
             "facteur-net",
             "facteur-dns",

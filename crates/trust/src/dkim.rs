@@ -447,6 +447,10 @@ impl Signer {
     /// ready to prepend to the message. Empty when no key signs for `domain`.
     pub fn sign(&self, domain: &str, message: &[u8]) -> Result<Vec<u8>, DkimError> {
         let domain = normalize_domain(domain);
+        // Relaxed/relaxed: the trailing blank lines of the body never count; signing without
+        // them works around mail-auth's canonicalization of such bodies (crate::canonical).
+        let trimmed = crate::canonical::without_trailing_blank_lines(message);
+        let message = trimmed.as_deref().unwrap_or(message);
         let mut out = Vec::new();
         let mut names: Option<Vec<String>> = None;
         for k in self.keys.iter().filter(|k| k.domain == domain) {
@@ -469,6 +473,46 @@ impl Signer {
             signature.write_header(&mut out);
         }
         Ok(out)
+    }
+}
+
+impl Signer {
+    /// An ARC set (RFC 8617 §4.1: ARC-Seal, ARC-Message-Signature, ARC-Authentication-Results)
+    /// for a message this server forwards, sealed as `domain` with its first RSA key
+    /// (rsa-sha256, the algorithm every ARC verifier knows), each field ending CRLF, ready to
+    /// prepend. None when the domain has no RSA key.
+    pub fn arc_seal(
+        &self,
+        domain: &str,
+        message: &mail_auth::AuthenticatedMessage<'_>,
+        results: &mail_auth::AuthenticationResults,
+        chain: &mail_auth::ArcOutput,
+    ) -> Result<Option<Vec<u8>>, DkimError> {
+        let domain = normalize_domain(domain);
+        let Some(k) = self
+            .keys
+            .iter()
+            .find(|k| k.domain == domain && k.algorithm == Algorithm::Rsa)
+        else {
+            return Ok(None);
+        };
+        let names = fields::names_to_sign(message.raw_message());
+        let set = mail_auth::arc::ArcSealer::from_key(KeyRef {
+            key: &k.key,
+            rng: &self.rng,
+        })
+        .domain(k.domain.as_str())
+        .selector(k.selector.as_str())
+        .headers(names.iter().map(String::as_str))
+        .seal(message, results, chain)
+        .map_err(|e| DkimError::Sign {
+            selector: k.selector.clone(),
+            domain: k.domain.clone(),
+            reason: format!("ARC seal: {e}"),
+        })?;
+        let mut out = Vec::new();
+        set.write_header(&mut out);
+        Ok(Some(out))
     }
 }
 

@@ -166,6 +166,56 @@ impl std::fmt::Debug for Checker {
     }
 }
 
+impl Checker {
+    /// The ARC set (RFC 8617 §5.1) to prepend to `input.message` when this server forwards it
+    /// as `domain`: the chain so far is verified again (answers come from the caches of the
+    /// check just made), the ARC-Authentication-Results carry this hop's SPF, DKIM and ARC
+    /// results, and `signer` seals with `domain`'s RSA key. None when the chain cannot be
+    /// extended (a failed chain, RFC 8617 §5.1.2: cv=fail ends it) or the domain has no key.
+    pub async fn arc_seal(
+        &self,
+        input: &Input<'_>,
+        signer: &crate::dkim::Signer,
+        domain: &str,
+    ) -> Result<Option<Vec<u8>>, String> {
+        let inner = &self.inner;
+        let Some(message) = mail_auth::AuthenticatedMessage::parse(input.message) else {
+            return Err("the message cannot be parsed".into());
+        };
+        let chain = inner
+            .within(inner.auth.verify_arc(inner.caches.params(&message)))
+            .await
+            .ok_or("no answer in time for the ARC chain")?;
+        if !chain.can_be_sealed() {
+            return Ok(None);
+        }
+        let dkim = inner
+            .within(inner.auth.verify_dkim(inner.caches.params(&message)))
+            .await
+            .unwrap_or_default();
+        let spf =
+            inner
+                .within(inner.auth.verify_spf(inner.caches.params(
+                    SpfParameters::verify_mail_from(
+                        input.ip,
+                        input.helo,
+                        &inner.hostname,
+                        input.mail_from,
+                    ),
+                )))
+                .await;
+        let mut results = mail_auth::AuthenticationResults::new(&inner.hostname)
+            .with_dkim_results(&dkim, message.from());
+        if let Some(spf) = &spf {
+            results = results.with_spf_mailfrom_result(spf, input.ip, input.mail_from, input.helo);
+        }
+        let results = results.with_arc_result(&chain, input.ip);
+        signer
+            .arc_seal(domain, &message, &results, &chain)
+            .map_err(|e| e.to_string())
+    }
+}
+
 /// One received message and its SMTP envelope.
 #[derive(Debug, Clone, Copy)]
 pub struct Input<'a> {
@@ -354,13 +404,30 @@ impl Checker {
             message.dkim_headers.truncate(MAX_DKIM_SIGNATURES);
         }
         let message = message.as_ref();
+        // The same message without the blank lines that end its body, for signatures with
+        // relaxed body canonicalization (see `crate::canonical`).
+        let trimmed = crate::canonical::without_trailing_blank_lines(input.message);
+        let mut variant = trimmed.as_deref().and_then(AuthenticatedMessage::parse);
+        if let Some(v) = variant.as_mut() {
+            v.dkim_headers.truncate(MAX_DKIM_SIGNATURES);
+        }
 
-        let (spf, dkim, arc, iprev) = tokio::join!(
+        let (spf, dkim, arc, iprev, dkim_trimmed) = tokio::join!(
             inner.spf(ip, helo, mail_from),
             inner.dkim(message),
             inner.arc(message),
             inner.iprev(ip),
+            inner.dkim(variant.as_ref()),
         );
+        let dkim = crate::canonical::relaxed_body_results(dkim, dkim_trimmed)
+            .into_iter()
+            .map(|o| refuse_rsa_sha1(o, message))
+            .collect::<Vec<_>>();
+        let mut checked = Vec::with_capacity(dkim.len());
+        for output in dkim {
+            checked.push(inner.refuse_key_hash_mismatch(output, message).await);
+        }
+        let dkim = checked;
         let dmarc = inner.dmarc(ip, message, &dkim, &spf).await;
         let action = inner.action(ip, &spf, &dmarc).await;
 
@@ -1214,6 +1281,105 @@ fn spf_name(result: SpfResult) -> &'static str {
 
 /// RFC 8601 §2.7.1 names; a body hash that does not match is `fail` (RFC 6376 §6.1.3:
 /// PERMFAIL, the signature did not verify), which mail-auth calls neutral.
+impl Inner {
+    /// RFC 6376 §3.6.1 / §6.1.2: a key record whose `h=` does not list the signature's hash
+    /// must be ignored (PERMFAIL); mail-auth parses `h=` but does not apply it. The key was
+    /// just fetched into the cache by the verification.
+    async fn refuse_key_hash_mismatch<'a>(
+        &self,
+        output: DkimOutput<'a>,
+        message: Option<&'a AuthenticatedMessage<'a>>,
+    ) -> DkimOutput<'a> {
+        use mail_auth::ResolverCache;
+        // mail-auth's flags for h=sha1 and h=sha256 (common::crypto::R_HASH_*).
+        const SHA1: u64 = 0x01;
+        const SHA256: u64 = 0x02;
+        let (wanted, name, b) = match output.signature() {
+            Some(sig) if *output.result() == DkimResult::Pass => (
+                if sig.a == Algorithm::RsaSha1 {
+                    SHA1
+                } else {
+                    SHA256
+                },
+                format!("{}._domainkey.{}.", sig.s, sig.d).to_ascii_lowercase(),
+                sig.b.clone(),
+            ),
+            _ => return output,
+        };
+        // The parsed key the verification just cached; a record kept for no time (TTL 0) is
+        // read again.
+        let flags = match self.caches.txt.get::<str>(&name) {
+            Some(mail_auth::Txt::DomainKey(key)) => Some(key.f & (SHA1 | SHA256)),
+            _ => self
+                .within(self.auth.txt_raw_lookup(name.as_str()))
+                .await
+                .and_then(|r| r.ok())
+                .map(|raw| hash_tag_flags(&String::from_utf8_lossy(&raw))),
+        };
+        let Some(listed) = flags else {
+            return output;
+        };
+        if listed == 0 || listed & wanted != 0 {
+            return output;
+        }
+        let refused = DkimOutput::perm_err(Error::Crypto(CryptoError::Library(format!(
+            "{REFUSAL}the key at {name} does not allow this hash (h=)"
+        ))));
+        let signature = message.and_then(|m| {
+            m.dkim_headers
+                .iter()
+                .find_map(|h| (h.header.b == b).then_some(&h.header))
+        });
+        match signature {
+            Some(sig) => refused.with_signature(sig),
+            None => refused,
+        }
+    }
+}
+
+/// The hashes a key record's `h=` tag lists (RFC 6376 §3.6.1), as mail-auth's flags (0x01
+/// sha1, 0x02 sha256); 0 when the tag is absent (every hash allowed).
+fn hash_tag_flags(record: &str) -> u64 {
+    record
+        .split(';')
+        .filter_map(|tag| tag.split_once('='))
+        .filter(|(name, _)| name.trim() == "h")
+        .flat_map(|(_, value)| value.split(':'))
+        .map(|h| match h.trim().to_ascii_lowercase().as_str() {
+            "sha1" => 0x01,
+            "sha256" => 0x02,
+            _ => 0,
+        })
+        .fold(0, |a, b| a | b)
+}
+
+/// RFC 8301 §3.1: verifiers MUST NOT consider rsa-sha1 signatures valid (SHA-1 collisions
+/// make them forgeable); such a signature that verifies is a permanent error here, so it can
+/// never carry DMARC.
+fn refuse_rsa_sha1<'a>(
+    output: DkimOutput<'a>,
+    message: Option<&'a AuthenticatedMessage<'a>>,
+) -> DkimOutput<'a> {
+    let b = match output.signature() {
+        Some(sig) if sig.a == Algorithm::RsaSha1 && *output.result() == DkimResult::Pass => {
+            sig.b.clone()
+        }
+        _ => return output,
+    };
+    let refused = DkimOutput::perm_err(Error::Crypto(CryptoError::Library(format!(
+        "{REFUSAL}rsa-sha1 is not accepted (RFC 8301)"
+    ))));
+    let signature = message.and_then(|m| {
+        m.dkim_headers
+            .iter()
+            .find_map(|h| (h.header.b == b).then_some(&h.header))
+    });
+    match signature {
+        Some(sig) => refused.with_signature(sig),
+        None => refused,
+    }
+}
+
 fn dkim_name(result: &DkimResult) -> &'static str {
     match result {
         DkimResult::Pass => "pass",
@@ -1266,11 +1432,18 @@ fn dkim_result(output: &DkimOutput<'_>) -> ResInfo {
 }
 
 /// A short text for a mail-auth error.
+/// The start of the errors this module makes for signatures it refuses.
+const REFUSAL: &str = "facteur: ";
+
 fn error_text(error: &Error) -> String {
     match error {
         Error::Dns(DnsError::Resolver(_)) => "DNS failure".to_string(),
         Error::Dns(DnsError::RecordNotFound(_) | DnsError::InvalidRecordType) => {
             "no record".to_string()
+        }
+        // This module's own refusals (rsa-sha1, the key's h=) say what they refuse.
+        Error::Crypto(CryptoError::Library(text)) if text.starts_with(REFUSAL) => {
+            text[REFUSAL.len()..].to_string()
         }
         Error::Crypto(CryptoError::FailedVerification | CryptoError::Library(_)) => {
             "signature did not verify".to_string()

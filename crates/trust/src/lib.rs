@@ -7,9 +7,14 @@
 //! - [`srs`]: the Sender Rewriting Scheme for mail forwarded outside.
 //! - [`report`]: DMARC aggregate reports (RFC 7489 §7.2): building, addressing and sending
 //!   ours; reading and summing up those we receive.
+//! - [`tlsrpt`]: SMTP TLS reports (RFC 8460): classifying the outbound queue's TLS failures,
+//!   building the daily JSON report of a recipient domain, reading its `_smtp._tls` record,
+//!   and the report mail.
 #![forbid(unsafe_code)]
 
+pub mod canonical;
 pub mod dkim;
 pub mod inbound;
 pub mod report;
 pub mod srs;
+pub mod tlsrpt;

@@ -34,6 +34,12 @@ submissions = []
 http = []
 [imap]
 auth_failure_delay_ms = 10
+# Nothing leaves the machine: DNS to a closed loopback port, and the MX's SPF/DKIM/DMARC
+# checks (which would only wait for it) off; 07-auth tests them with a DNS server.
+[dns]
+nameservers = ["127.0.0.1:9"]
+[auth]
+enabled = false
 CONF
 f() { "$bin" --config "$work/facteur.toml" "$@"; }
 f domain add example.test >/dev/null

@@ -168,10 +168,21 @@ impl Site {
         } else {
             "hostname = \"mx.example.test\"\n"
         };
+        // Tests never ask the internet: without a `[dns]` of the test's own (a DNS server on
+        // loopback), lookups go to a closed loopback port, and the MX's SPF/DKIM/DMARC checks,
+        // which would only wait for it, are off unless the test configures `[auth]`.
+        let dns = match (
+            self.sections.contains("[dns]"),
+            self.sections.contains("[auth]"),
+        ) {
+            (true, _) => "",
+            (false, true) => "[dns]\nnameservers = [\"127.0.0.1:9\"]\n",
+            (false, false) => "[dns]\nnameservers = [\"127.0.0.1:9\"]\n[auth]\nenabled = false\n",
+        };
         let text = format!(
             "{hostname}data_dir = \"{}\"\n{grace}{}\n\
              [listen]\nsmtp = {}\nlmtp = {}\npop3 = {}\npop3s = []\nimap = {}\nimaps = []\n\
-             submission = {}\nsubmissions = {}\nhttp = {}\n{}\n",
+             submission = {}\nsubmissions = {}\nhttp = {}\n{}\n{dns}",
             self.data_dir().display(),
             self.top,
             role(self.ports.smtp),

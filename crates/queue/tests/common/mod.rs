@@ -83,6 +83,7 @@ pub fn mx(
         queued: None,
         auth: None,
         dkim: Default::default(),
+        srs: None,
     });
     tokio::spawn(facteur_smtp_server::serve(listener, ctx));
 }
@@ -146,6 +147,7 @@ pub fn service(
         pool: Default::default(),
         destinations: Default::default(),
         rates: Default::default(),
+        tls_report: Default::default(),
         shutdown: shutdown.clone(),
     })
 }
