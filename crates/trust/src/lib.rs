@@ -15,6 +15,7 @@
 pub mod canonical;
 pub mod dkim;
 pub mod inbound;
+mod mail;
 pub mod report;
 pub mod srs;
 pub mod tlsrpt;

@@ -31,6 +31,10 @@ use std::io::Write as _;
 use std::net::IpAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::mail::{
+    BASE64_LINE, base64_len, base64_lines, civil_date, fold, header_text, hex, rfc5322_date,
+};
+
 /// The namespace of the RFC 7489 appendix C schema (its `targetNamespace`).
 const XML_NAMESPACE: &str = "http://dmarc.org/dmarc-xml/0.1";
 /// The largest decompressed report read from a received message (zip bombs).
@@ -39,10 +43,6 @@ pub const MAX_DECOMPRESSED: usize = 20 * 1024 * 1024;
 const MESSAGE_OVERHEAD: u64 = 2048;
 /// The longest address [`Report::size`] allows for (RFC 5321 §4.5.3.1.3, a path).
 const MAX_ADDRESS: u64 = 256;
-/// Base64 characters per line (RFC 2045 §6.8).
-const BASE64_LINE: usize = 76;
-/// Header lines are folded to stay within this length where possible (RFC 5322 §2.1.1).
-const HEADER_LINE: usize = 78;
 
 /// What the MX decided for one message: the input of [`aggregate`]. It mirrors the record
 /// the inbound checks store (as JSON), field for field.
@@ -769,111 +769,10 @@ pub fn message(
     out.into_bytes()
 }
 
-/// Removes what a header field value must not hold: line ends and other controls.
-fn header_text(value: &str) -> String {
-    value.trim().chars().filter(|c| !c.is_control()).collect()
-}
-
-/// Folds a header field (RFC 5322 §2.2.3) at spaces so lines stay within 78 characters
-/// where a space allows it; ends it with CRLF.
-fn fold(field: &str) -> String {
-    let mut out = String::with_capacity(field.len() + 8);
-    let mut line = 0;
-    for (index, word) in field.split(' ').enumerate() {
-        if index > 0 {
-            if line + 1 + word.chars().count() > HEADER_LINE && line > 0 {
-                out.push_str("\r\n ");
-                line = 1;
-            } else {
-                out.push(' ');
-                line += 1;
-            }
-        }
-        out.push_str(word);
-        line += word.chars().count();
-    }
-    out.push_str("\r\n");
-    out
-}
-
-/// `Mon, 15 Jan 2024 10:00:00 +0000` (RFC 5322 §3.3).
-fn rfc5322_date(seconds: u64) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let days = seconds / 86_400;
-    let (year, month, day) = civil_date(days as i64);
-    let time = seconds % 86_400;
-    format!(
-        "{}, {day} {} {year} {:02}:{:02}:{:02} +0000",
-        DAYS[(days % 7) as usize],
-        MONTHS[(month as usize).saturating_sub(1).min(11)],
-        time / 3600,
-        time / 60 % 60,
-        time % 60
-    )
-}
-
-/// The (year, month, day) of a count of days since 1970-01-01 (proleptic Gregorian).
-pub(crate) fn civil_date(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
 /// `YYYY-MM-DD` of a Unix time, UTC.
 pub(crate) fn utc_date(seconds: i64) -> String {
     let (year, month, day) = civil_date(seconds.div_euclid(86_400));
     format!("{year:04}-{month:02}-{day:02}")
-}
-
-const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-fn base64_len(bytes: usize) -> usize {
-    bytes.div_ceil(3) * 4
-}
-
-/// Base64 (RFC 4648 §4) in lines of 76 characters ending in CRLF (RFC 2045 §6.8).
-fn base64_lines(data: &[u8], out: &mut String) {
-    let mut line = 0;
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
-        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
-            if i <= chunk.len() {
-                out.push(BASE64[(n >> shift & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-        line += 4;
-        if line == BASE64_LINE {
-            out.push_str("\r\n");
-            line = 0;
-        }
-    }
-    if line > 0 {
-        out.push_str("\r\n");
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().fold(String::new(), |mut out, byte| {
-        let _ = write!(out, "{byte:02x}");
-        out
-    })
 }
 
 /// Escapes text for an XML element's content (XML 1.0 §2.4: `&`, `<`, and `>`; quotes need

@@ -20,7 +20,7 @@
 //!
 //! Nothing here panics, whatever the input.
 
-use crate::report::{civil_date, normalize_domain};
+use crate::report::normalize_domain;
 use flate2::{Compression, write::GzEncoder};
 use ring::digest;
 use serde::{Deserialize, Serialize};
@@ -30,10 +30,8 @@ use std::io::Write as _;
 use std::net::IpAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Base64 characters per line (RFC 2045 §6.8).
-const BASE64_LINE: usize = 76;
-/// Header lines are folded to stay within this length where possible (RFC 5322 §2.1.1).
-const HEADER_LINE: usize = 78;
+use crate::mail::{base64_lines, civil_date, fold, header_text, hex, rfc5322_date};
+
 /// The longest `failure-reason-code` written, in bytes (longer details are cut).
 const MAX_REASON: usize = 1000;
 
@@ -930,89 +928,6 @@ fn domain_text(domain: &str) -> String {
             .chars()
             .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
             .collect()
-    })
-}
-
-/// Removes what a header field value must not hold: line ends and other controls.
-fn header_text(value: &str) -> String {
-    value.trim().chars().filter(|c| !c.is_control()).collect()
-}
-
-/// Folds a header field (RFC 5322 §2.2.3) at spaces so lines stay within 78 characters
-/// where a space allows it; ends it with CRLF.
-fn fold(field: &str) -> String {
-    let mut out = String::with_capacity(field.len() + 8);
-    let mut line = 0;
-    for (index, word) in field.split(' ').enumerate() {
-        if index > 0 {
-            if line + 1 + word.chars().count() > HEADER_LINE && line > 0 {
-                out.push_str("\r\n ");
-                line = 1;
-            } else {
-                out.push(' ');
-                line += 1;
-            }
-        }
-        out.push_str(word);
-        line += word.chars().count();
-    }
-    out.push_str("\r\n");
-    out
-}
-
-/// `Mon, 15 Jan 2024 10:00:00 +0000` (RFC 5322 §3.3).
-fn rfc5322_date(seconds: u64) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let days = seconds / 86_400;
-    let (year, month, day) = civil_date(days as i64);
-    let time = seconds % 86_400;
-    format!(
-        "{}, {day} {} {year} {:02}:{:02}:{:02} +0000",
-        DAYS[(days % 7) as usize],
-        MONTHS[(month as usize).saturating_sub(1).min(11)],
-        time / 3600,
-        time / 60 % 60,
-        time % 60
-    )
-}
-
-const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/// Base64 (RFC 4648 §4) in lines of 76 characters ending in CRLF (RFC 2045 §6.8).
-fn base64_lines(data: &[u8], out: &mut String) {
-    let mut line = 0;
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
-        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
-            if i <= chunk.len() {
-                out.push(BASE64[(n >> shift & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-        line += 4;
-        if line == BASE64_LINE {
-            out.push_str("\r\n");
-            line = 0;
-        }
-    }
-    if line > 0 {
-        out.push_str("\r\n");
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().fold(String::new(), |mut out, byte| {
-        let _ = write!(out, "{byte:02x}");
-        out
     })
 }
 
