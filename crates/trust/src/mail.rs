@@ -87,3 +87,36 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
         out
     })
 }
+
+/// The two parts of a report message after its header: `text` (7bit or 8bit as it needs) and
+/// `data` as a base64 attachment of type `content_type` named `file_name`, then the closing
+/// boundary (RFC 2046 §5.1.1).
+pub(crate) fn text_and_attachment(
+    out: &mut String,
+    boundary: &str,
+    text: &str,
+    content_type: &str,
+    file_name: &str,
+    data: &[u8],
+) {
+    let (charset, encoding) = if text.is_ascii() {
+        ("us-ascii", "7bit")
+    } else {
+        ("utf-8", "8bit")
+    };
+    let _ = write!(
+        out,
+        "--{boundary}\r\nContent-Type: text/plain; charset={charset}\r\n\
+         Content-Transfer-Encoding: {encoding}\r\n\r\n{text}\r\n--{boundary}\r\n"
+    );
+    out.push_str(&fold(&format!(
+        "Content-Type: {content_type}; name=\"{file_name}\""
+    )));
+    out.push_str("Content-Transfer-Encoding: base64\r\n");
+    out.push_str(&fold(&format!(
+        "Content-Disposition: attachment; filename=\"{file_name}\""
+    )));
+    out.push_str("\r\n");
+    base64_lines(data, out);
+    let _ = write!(out, "--{boundary}--\r\n");
+}

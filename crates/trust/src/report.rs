@@ -31,9 +31,7 @@ use std::io::Write as _;
 use std::net::IpAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::mail::{
-    BASE64_LINE, base64_len, base64_lines, civil_date, fold, header_text, hex, rfc5322_date,
-};
+use crate::mail::{BASE64_LINE, base64_len, civil_date, fold, header_text, hex, rfc5322_date};
 
 /// The namespace of the RFC 7489 appendix C schema (its `targetNamespace`).
 const XML_NAMESPACE: &str = "http://dmarc.org/dmarc-xml/0.1";
@@ -737,35 +735,14 @@ pub fn message(
         hostname = hostname,
         report_id = report_id,
     );
-    let (charset, encoding) = if text.is_ascii() {
-        ("us-ascii", "7bit")
-    } else {
-        ("utf-8", "8bit")
-    };
-    let _ = write!(
-        out,
-        concat!(
-            "--{boundary}\r\n",
-            "Content-Type: text/plain; charset={charset}\r\n",
-            "Content-Transfer-Encoding: {encoding}\r\n\r\n",
-            "{text}\r\n",
-            "--{boundary}\r\n"
-        ),
-        boundary = boundary,
-        charset = charset,
-        encoding = encoding,
-        text = text,
+    crate::mail::text_and_attachment(
+        &mut out,
+        &boundary,
+        &text,
+        "application/gzip",
+        &file_name,
+        &report.gzipped,
     );
-    out.push_str(&fold(&format!(
-        "Content-Type: application/gzip; name=\"{file_name}\""
-    )));
-    out.push_str("Content-Transfer-Encoding: base64\r\n");
-    out.push_str(&fold(&format!(
-        "Content-Disposition: attachment; filename=\"{file_name}\""
-    )));
-    out.push_str("\r\n");
-    base64_lines(&report.gzipped, &mut out);
-    let _ = write!(out, "--{boundary}--\r\n");
     out.into_bytes()
 }
 

@@ -30,7 +30,7 @@ use std::io::Write as _;
 use std::net::IpAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::mail::{base64_lines, civil_date, fold, header_text, hex, rfc5322_date};
+use crate::mail::{civil_date, fold, header_text, hex, rfc5322_date};
 
 /// The longest `failure-reason-code` written, in bytes (longer details are cut).
 const MAX_REASON: usize = 1000;
@@ -888,35 +888,14 @@ pub fn message(
         hostname = hostname,
         report_id = report_id,
     );
-    let (charset, encoding) = if text.is_ascii() {
-        ("us-ascii", "7bit")
-    } else {
-        ("utf-8", "8bit")
-    };
-    let _ = write!(
-        out,
-        concat!(
-            "--{boundary}\r\n",
-            "Content-Type: text/plain; charset={charset}\r\n",
-            "Content-Transfer-Encoding: {encoding}\r\n\r\n",
-            "{text}\r\n",
-            "--{boundary}\r\n"
-        ),
-        boundary = boundary,
-        charset = charset,
-        encoding = encoding,
-        text = text,
+    crate::mail::text_and_attachment(
+        &mut out,
+        &boundary,
+        &text,
+        "application/tlsrpt+gzip",
+        &filename,
+        &report.gzipped,
     );
-    out.push_str(&fold(&format!(
-        "Content-Type: application/tlsrpt+gzip; name=\"{filename}\""
-    )));
-    out.push_str("Content-Transfer-Encoding: base64\r\n");
-    out.push_str(&fold(&format!(
-        "Content-Disposition: attachment; filename=\"{filename}\""
-    )));
-    out.push_str("\r\n");
-    base64_lines(&report.gzipped, &mut out);
-    let _ = write!(out, "--{boundary}--\r\n");
     out.into_bytes()
 }
 
