@@ -35,7 +35,7 @@ async fn main() -> Result<()> {
     let [_, proto, addr, password, clients, users @ ..] = args.as_slice() else {
         eprintln!("usage: facteur-loadgen pop3 ADDR PASSWORD CLIENTS USER...");
         eprintln!("       facteur-loadgen submission|submissions|relay ... (see --help of those)");
-        eprintln!("       facteur-loadgen mx ADDR HELO FROM CLIENTS MESSAGES SECONDS PER_CONN FILE RCPT...");
+        eprintln!("       facteur-loadgen mx [--source IP] ADDR HELO FROM CLIENTS MESSAGES SECONDS PER_CONN FILE RCPT...");
         std::process::exit(2);
     };
     if proto != "pop3" || users.is_empty() {

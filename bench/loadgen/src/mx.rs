@@ -1,4 +1,4 @@
-//! `facteur-loadgen mx ADDR HELO FROM CLIENTS MESSAGES SECONDS PER_CONN FILE RCPT...`
+//! `facteur-loadgen mx [--source IP] ADDR HELO FROM CLIENTS MESSAGES SECONDS PER_CONN FILE RCPT...`
 //!
 //! Mail from another MTA to an MX, in cleartext on loopback: the same message, FILE's content
 //! as it is (a DKIM-signed message stays valid: nothing is added), sent again and again. Each
@@ -6,7 +6,8 @@
 //! with FILE's content (bare LF made CRLF, lines starting with a dot doubled, a final CRLF
 //! added when missing, then the terminating dot), and QUIT. One command at a time, no
 //! PIPELINING, no AUTH. Client i sends to RCPT[i % count]. CLIENTS connections run in
-//! parallel.
+//! parallel. `--source IP`: connections leave from that local address (the server sees it as
+//! the client's) instead of the one the system chooses.
 //!
 //! Bounded as `submission`: stops starting connections once MESSAGES messages are started or
 //! SECONDS have passed; every read has a 30 s timeout. Prints one line as the other modes do:
@@ -27,6 +28,7 @@ use crate::submission::{command, reply};
 
 struct Shared {
     addr: String,
+    source: Option<std::net::IpAddr>,
     helo: String,
     from: String,
     messages: u64,
@@ -39,8 +41,12 @@ struct Shared {
 }
 
 pub async fn main(args: &[String]) -> Result<()> {
-    let [_, addr, helo, from, clients, messages, seconds, per_conn, file, rcpts @ ..] = args else {
-        eprintln!("usage: facteur-loadgen mx ADDR HELO FROM CLIENTS MESSAGES SECONDS PER_CONN FILE RCPT...");
+    let (source, args) = match args {
+        [mode, flag, ip, rest @ ..] if flag == "--source" => (Some(ip.parse::<std::net::IpAddr>()?), [&[mode.clone()][..], rest].concat()),
+        _ => (None, args.to_vec()),
+    };
+    let [_, addr, helo, from, clients, messages, seconds, per_conn, file, rcpts @ ..] = args.as_slice() else {
+        eprintln!("usage: facteur-loadgen mx [--source IP] ADDR HELO FROM CLIENTS MESSAGES SECONDS PER_CONN FILE RCPT...");
         std::process::exit(2);
     };
     if rcpts.is_empty() {
@@ -51,6 +57,7 @@ pub async fn main(args: &[String]) -> Result<()> {
     let content = std::fs::read(file).map_err(|e| format!("{file}: {e}"))?;
     let shared = Arc::new(Shared {
         addr: addr.clone(),
+        source,
         helo: helo.clone(),
         from: from.clone(),
         messages,
@@ -139,7 +146,15 @@ async fn client(s: &Shared, rcpt: &str, id: usize) -> (u64, u64, Vec<f64>) {
 
 async fn session(s: &Shared, rcpt: &str, n: u64, messages: &mut u64, latencies: &mut Vec<f64>) -> Result<()> {
     let t0 = Instant::now();
-    let tcp = TcpStream::connect(&s.addr).await?;
+    let tcp = match s.source {
+        None => TcpStream::connect(&s.addr).await?,
+        Some(ip) => {
+            let to: std::net::SocketAddr = s.addr.parse()?;
+            let socket = if ip.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+            socket.bind(std::net::SocketAddr::new(ip, 0))?;
+            socket.connect(to).await?
+        }
+    };
     tcp.set_nodelay(true)?;
     let mut c = BufReader::with_capacity(16 * 1024, tcp);
     let mut buf = String::new();
