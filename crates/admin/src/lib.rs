@@ -37,6 +37,9 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Context>) {
         busy_reply:
             b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
                 .to_vec(),
+        refused_reply: |_| {
+            b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec()
+        },
     };
     let shutdown = ctx.shutdown.clone();
     facteur_net::accept_loop("http", listener, shutdown, limits, move |stream, peer| {

@@ -64,6 +64,8 @@ pub struct Config {
     pub dkim: Dkim,
     /// Mail that aliases forward to other domains.
     pub forwarding: Forwarding,
+    /// Protection shared by every protocol: brute-force bans.
+    pub protect: Protect,
     pub store: StoreOptions,
 }
 
@@ -98,6 +100,34 @@ impl Default for Auth {
             arc: true,
             iprev: true,
             defer_on_temperror: false,
+        }
+    }
+}
+
+/// `[protect]`: bans of addresses that fail to log in, shared by every protocol.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Protect {
+    /// Failed logins from one address (an IPv6 /64) within `ban_window_minutes` that ban it;
+    /// 0: never.
+    pub ban_after: usize,
+    pub ban_window_minutes: u64,
+    /// The first ban's length; each further ban within a day doubles it.
+    pub ban_minutes: u64,
+    /// The longest ban.
+    pub ban_max_hours: u64,
+    /// Addresses and networks never banned (`"192.0.2.0/24"`, `"2001:db8::1"`).
+    pub allow: Vec<String>,
+}
+
+impl Default for Protect {
+    fn default() -> Self {
+        Protect {
+            ban_after: 10,
+            ban_window_minutes: 10,
+            ban_minutes: 15,
+            ban_max_hours: 24,
+            allow: vec!["127.0.0.0/8".into(), "::1".into()],
         }
     }
 }
@@ -606,6 +636,7 @@ impl Default for Config {
             auth: Auth::default(),
             dkim: Dkim::default(),
             forwarding: Forwarding::default(),
+            protect: Protect::default(),
             store: StoreOptions::default(),
         }
     }

@@ -4,6 +4,7 @@
 //! "The contract"): extend, never rename.
 
 mod admin;
+mod ban_cli;
 mod dkim_cli;
 mod dkim_signing;
 mod dmarc;
@@ -56,6 +57,9 @@ enum Command {
     /// The outbound queue: list, show, retry, hold, release, delete, bounce.
     #[command(subcommand)]
     Queue(queue_cli::QueueCommand),
+    /// Addresses every role refuses: brute-force bans and your own.
+    #[command(subcommand)]
+    Ban(ban_cli::BanCommand),
     /// DKIM signing keys: generate, show what DNS must publish, rotate, remove.
     #[command(subcommand)]
     Dkim(dkim_cli::DkimCommand),
@@ -98,6 +102,7 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Tls(c) => admin::tls(&config, c),
         Command::Explain(a) => admin::explain(a),
         Command::Dkim(c) => dkim_cli::dkim(&config, c),
+        Command::Ban(c) => ban_cli::ban(&config, c),
         Command::Dmarc(c) => dmarc::dmarc(&config, c),
         Command::Queue(c) => queue_cli::queue(&config, c),
     }

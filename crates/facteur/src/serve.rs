@@ -190,6 +190,27 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
         } else {
             None
         };
+        // Brute-force bans for every role (decision 0021).
+        let mut allow = Vec::new();
+        for raw in &config.protect.allow {
+            allow.push(facteur_protect::Network::parse(raw).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "key `protect.allow`: `{raw}` is not an address or network like \"192.0.2.0/24\""
+                )
+            })?);
+        }
+        let bans = facteur_protect::Bans::new(
+            facteur_protect::BanOptions {
+                after: config.protect.ban_after,
+                window: Duration::from_secs(config.protect.ban_window_minutes.max(1) * 60),
+                first: Duration::from_secs(config.protect.ban_minutes.max(1) * 60),
+                max: Duration::from_secs(config.protect.ban_max_hours.max(1) * 3600),
+                allow,
+            },
+            store.clone(),
+        );
+        facteur_net::gate::install(bans.clone());
+        tokio::spawn(bans.keep_fresh(shutdown.clone()));
         let dkim = facteur_smtp_server::DkimSigning::default();
         if config.dkim.sign {
             tokio::spawn(crate::dkim_signing::maintain(

@@ -155,6 +155,8 @@ pub async fn serve(listener: TcpListener, role: Role, ctx: Arc<Context>) {
         max_connections: ctx.settings.max_connections,
         max_per_ip: ctx.settings.max_connections_per_ip,
         busy_reply: b"* BYE [UNAVAILABLE] Too many connections, try again later\r\n".to_vec(),
+        // RFC 5530 §3: UNAVAILABLE, temporary.
+        refused_reply: |why| format!("* BYE [UNAVAILABLE] {why}\r\n").into_bytes(),
     };
     let shutdown = ctx.shutdown.clone();
     facteur_net::accept_loop(

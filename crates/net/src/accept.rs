@@ -17,6 +17,8 @@ pub struct Limits {
     pub max_per_ip: usize,
     /// What a refused client reads before the close (e.g. `421 4.3.2 ...`).
     pub busy_reply: Vec<u8>,
+    /// What a client the gate refuses (a ban) reads before the close, given the reason.
+    pub refused_reply: fn(&str) -> Vec<u8>,
 }
 
 /// Counts live connections per IP; the guard gives the slot back.
@@ -88,6 +90,15 @@ pub async fn accept_loop<F, Fut>(
             }
         };
         let _ = stream.set_nodelay(true);
+        if let Some(why) = crate::gate::get().and_then(|g| g.refused(peer.ip().to_canonical())) {
+            tracing::info!(role, remote = %peer, reason = %why, "connection refused");
+            let reply = (limits.refused_reply)(&why);
+            tokio::spawn(async move {
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(5), stream.write_all(&reply)).await;
+            });
+            continue;
+        }
         let Some(slot) = counter.take(peer.ip(), &limits) else {
             tracing::warn!(role, remote = %peer, "connection limit reached; refused");
             let busy = limits.busy_reply.clone();

@@ -9,6 +9,9 @@ pub fn log_auth_failure(service: &str, remote: IpAddr, user: &str) {
         "auth failed service={service} remote={remote} user={}",
         sanitize(user)
     );
+    if let Some(gate) = crate::gate::get() {
+        gate.auth_failed(service, remote, user);
+    }
 }
 
 /// A user name fit for one log line: printable, without spaces, bounded.

@@ -4,6 +4,7 @@
 pub mod accept;
 pub mod authlog;
 pub mod certs;
+pub mod gate;
 pub mod io;
 pub mod listen;
 pub mod shutdown;

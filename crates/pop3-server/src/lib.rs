@@ -111,6 +111,8 @@ pub async fn serve(listener: TcpListener, role: Role, ctx: Arc<Context>) {
         max_connections: ctx.settings.max_connections,
         max_per_ip: ctx.settings.max_connections_per_ip,
         busy_reply: b"-ERR [SYS/TEMP] too many connections, try again later\r\n".to_vec(),
+        // RFC 3206 §4: SYS/TEMP, a condition that will pass.
+        refused_reply: |why| format!("-ERR [SYS/TEMP] {why}\r\n").into_bytes(),
     };
     let shutdown = ctx.shutdown.clone();
     facteur_net::accept_loop(

@@ -100,6 +100,8 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Context>) {
         max_connections: ctx.settings.max_connections,
         max_per_ip: 0,
         busy_reply: busy,
+        // RFC 5321 §3.1 / RFC 3463 X.7.0: refused for policy, for now (421 closes).
+        refused_reply: |why| format!("421 4.7.0 {why}\r\n").into_bytes(),
     };
     let shutdown = ctx.shutdown.clone();
     facteur_net::accept_loop(

@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 mod app_password;
+mod bans;
 mod blob;
 mod check;
 mod directory;
@@ -22,6 +23,7 @@ mod trust;
 mod writer;
 
 pub use app_password::AppPassword;
+pub use bans::Ban;
 pub use blob::{Blob, BlobHash, BlobWriter};
 pub use check::CheckReport;
 pub use directory::{AccountRecord, AliasRecord};

@@ -225,6 +225,16 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (day, policy_domain, observation)
     ) WITHOUT ROWID;
     ",
+    // 11: addresses refused at connection time (brute-force bans, admin bans), shared by every
+    // protocol and every process.
+    "
+    CREATE TABLE bans (
+        address TEXT PRIMARY KEY,          -- an IPv4 address or an IPv6 /64 (`2001:db8::/64`)
+        until INTEGER NOT NULL,            -- Unix time the ban ends
+        reason TEXT NOT NULL,
+        created INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    ",
 ];
 
 /// Brings the schema to the newest version, one transaction per migration.

@@ -67,6 +67,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("facteur-dns", &["facteur-model"]),
     ("facteur-trust", &["facteur-dns", "facteur-model"]),
     (
+        "facteur-protect",
+        &["facteur-net", "facteur-store", "facteur-model"],
+    ),
+    (
         "facteur-admin",
         &[
             "facteur-net",

@@ -1,0 +1,125 @@
+//! Brute-force bans shared by every protocol: three wrong IMAP passwords ban the address, and
+//! then SMTP, POP3 and IMAP all refuse it at connection (`421 4.7.0`, `-ERR [SYS/TEMP]`,
+//! `* BYE [UNAVAILABLE]`); `facteur ban list` shows the ban, `ban remove` lifts it for the
+//! running server, `ban add` puts one back; the fail2ban log line is still written.
+
+mod harness;
+
+use harness::{Ports, Site, free_port};
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+/// The first line the server sends on `port`.
+fn first_line(port: u16) -> String {
+    let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(stream).read_line(&mut line).unwrap();
+    line
+}
+
+/// One IMAP LOGIN with a wrong password; the tagged reply.
+fn imap_wrong_login(port: u16) -> String {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    assert!(line.starts_with("* OK"), "{line}");
+    stream
+        .write_all(b"a1 LOGIN alice@example.test wrong-password\r\n")
+        .unwrap();
+    loop {
+        line.clear();
+        reader.read_line(&mut line).unwrap();
+        if line.starts_with("a1 ") {
+            return line;
+        }
+    }
+}
+
+fn wait_for(what: &str, site: &Site, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out: {what}\n{}",
+            site.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn failed_imap_logins_ban_the_address_on_every_protocol() {
+    let mut site = Site::with_ports(
+        "bans",
+        "",
+        "[protect]\nallow = []\nban_after = 3\nban_minutes = 30\n\
+         [imap]\nplaintext_auth = true\nauth_failure_delay_ms = 10\n\
+         [pop3]\nplaintext_auth = true\n",
+        Ports {
+            smtp: Some(free_port()),
+            pop3: Some(free_port()),
+            imap: Some(free_port()),
+            ..Ports::none()
+        },
+    );
+    site.setup(&["alice@example.test"]);
+    let _server = site.start();
+    let (smtp, pop3, imap) = (site.smtp(), site.pop3(), site.imap());
+    assert!(first_line(smtp).starts_with("220 "));
+
+    for _ in 0..3 {
+        assert!(imap_wrong_login(imap).starts_with("a1 NO"));
+    }
+    // Banned everywhere, with the reason and the end.
+    let refused = first_line(smtp);
+    assert!(
+        refused.starts_with("421 4.7.0 127.0.0.1 is banned until")
+            && refused.contains("3 failed logins"),
+        "{refused}"
+    );
+    assert!(
+        first_line(pop3).starts_with("-ERR [SYS/TEMP] 127.0.0.1 is banned until"),
+        "POP3"
+    );
+    assert!(
+        first_line(imap).starts_with("* BYE [UNAVAILABLE] 127.0.0.1 is banned until"),
+        "IMAP"
+    );
+    let log = site.log();
+    assert_eq!(
+        log.matches("auth failed service=imap remote=127.0.0.1 user=alice@example.test")
+            .count(),
+        3,
+        "the fail2ban line: {log}"
+    );
+    // Kept in the store: the CLI sees it.
+    wait_for("the ban is kept", &site, || {
+        site.cli(&["ban", "list"], None)
+            .stdout
+            .contains("127.0.0.1\tuntil")
+    });
+    let list = site.must(&["ban", "list"], None);
+    assert!(list.contains("3 failed logins within 10 minutes"), "{list}");
+
+    // Lifted by the admin: the running server lets it in again within seconds.
+    site.must(&["ban", "remove", "127.0.0.1"], None);
+    wait_for("SMTP greets again", &site, || {
+        first_line(smtp).starts_with("220 ")
+    });
+    assert!(first_line(pop3).starts_with("+OK"));
+    // And banned by hand.
+    site.must(&["ban", "add", "127.0.0.1", "--minutes", "5"], None);
+    wait_for("refused again", &site, || {
+        first_line(smtp).starts_with("421 4.7.0")
+    });
+    assert!(first_line(smtp).contains("banned by the administrator"));
+    assert!(site.cli(&["ban", "remove", "192.0.2.1"], None).code == Some(1));
+}

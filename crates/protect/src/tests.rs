@@ -1,0 +1,133 @@
+use super::*;
+use facteur_net::gate::Gate;
+
+fn store(name: &str) -> (Store, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("facteur-protect-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let store = Store::open(facteur_store::Options {
+        data_dir: dir.clone(),
+        inline_blob_max: 4096,
+        group_commit_max: 8,
+    })
+    .unwrap();
+    (store, dir)
+}
+
+fn options(allow: &[&str]) -> BanOptions {
+    BanOptions {
+        after: 3,
+        window: Duration::from_secs(600),
+        first: Duration::from_secs(900),
+        max: Duration::from_secs(3600),
+        allow: allow.iter().map(|a| Network::parse(a).unwrap()).collect(),
+    }
+}
+
+#[test]
+fn failures_within_the_window_ban_and_bans_double_up_to_the_maximum() {
+    let (store, dir) = store("window");
+    let bans = Bans::new(options(&[]), store);
+    let ip: IpAddr = "192.0.2.7".parse().unwrap();
+    let t0 = Instant::now();
+    // Two, then the third after the window: no ban (the first has aged out).
+    assert!(bans.failure_at(ip, t0, 1000).is_none());
+    assert!(
+        bans.failure_at(ip, t0 + Duration::from_secs(10), 1010)
+            .is_none()
+    );
+    assert!(
+        bans.failure_at(ip, t0 + Duration::from_secs(700), 1700)
+            .is_none()
+    );
+    assert!(bans.refused(ip).is_none());
+    // Three within ten minutes (700, 710, 720): banned for the first length.
+    assert!(
+        bans.failure_at(ip, t0 + Duration::from_secs(710), 1710)
+            .is_none()
+    );
+    let (key, until, reason) = bans
+        .failure_at(ip, t0 + Duration::from_secs(720), 1720)
+        .expect("a ban");
+    assert_eq!(key, "192.0.2.7");
+    assert_eq!(until, 1720 + 900);
+    assert!(reason.contains("3 failed logins"), "{reason}");
+    // Again within the day: twice as long, then capped at the maximum.
+    let mut lengths = Vec::new();
+    for round in 1..=3u64 {
+        let at = t0 + Duration::from_secs(1000 * round);
+        let mut ban = None;
+        for i in 0..3 {
+            ban = bans.failure_at(ip, at + Duration::from_secs(i), 5000);
+        }
+        lengths.push(ban.expect("banned again").1 - 5000);
+    }
+    assert_eq!(lengths, [1800, 3600, 3600]);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn ipv6_clients_are_counted_by_their_64_and_the_allow_list_is_never_banned() {
+    let (store, dir) = store("v6");
+    let bans = Bans::new(options(&["198.51.100.0/24", "2001:db8:ffff::/48"]), store);
+    // Three addresses of one /64: one client.
+    for (i, ip) in ["2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:ffff::9"]
+        .iter()
+        .enumerate()
+    {
+        let banned = bans.failure_at(ip.parse().unwrap(), Instant::now(), 100 + i as i64);
+        assert_eq!(banned.is_some(), i == 2, "{ip}");
+    }
+    assert_eq!(
+        ban_key("2001:db8:1:2::77".parse().unwrap()),
+        "2001:db8:1:2::/64"
+    );
+    // An IPv4-mapped IPv6 address is the IPv4 client.
+    assert_eq!(ban_key("::ffff:192.0.2.1".parse().unwrap()), "192.0.2.1");
+    for ip in ["198.51.100.9", "2001:db8:ffff:1::1"] {
+        for _ in 0..10 {
+            assert!(
+                bans.failure_at(ip.parse().unwrap(), Instant::now(), 100)
+                    .is_none(),
+                "{ip}"
+            );
+        }
+    }
+    assert!(Network::parse("10.0.0.0/33").is_none() && Network::parse("x").is_none());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn bans_are_kept_in_the_store_and_read_back() {
+    let (store, dir) = store("kept");
+    let now = facteur_model::calendar::unix_now();
+    store.ban("203.0.113.5", now + 600, "by the admin").unwrap();
+    let bans = Bans::new(options(&[]), store.clone());
+    let why = bans
+        .refused("203.0.113.5".parse().unwrap())
+        .expect("refused");
+    assert!(
+        why.contains("banned until") && why.contains("by the admin"),
+        "{why}"
+    );
+    // Lifted in the store (the CLI): gone at the next refresh.
+    assert!(store.unban("203.0.113.5").unwrap());
+    bans.refresh();
+    assert!(bans.refused("203.0.113.5".parse().unwrap()).is_none());
+    // A ban caused here reaches the store.
+    let ip: IpAddr = "203.0.113.6".parse().unwrap();
+    for _ in 0..3 {
+        bans.auth_failed("imap", ip, "root");
+    }
+    assert!(bans.refused(ip).is_some());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !store
+        .bans()
+        .unwrap()
+        .iter()
+        .any(|b| b.address == "203.0.113.6")
+    {
+        assert!(Instant::now() < deadline, "the ban was not kept");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
