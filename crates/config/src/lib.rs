@@ -116,8 +116,10 @@ pub struct Protect {
     pub ban_minutes: u64,
     /// The longest ban.
     pub ban_max_hours: u64,
-    /// Addresses and networks never banned (`"192.0.2.0/24"`, `"2001:db8::1"`).
+    /// Addresses and networks never banned nor limited (`"192.0.2.0/24"`, `"2001:db8::1"`).
     pub allow: Vec<String>,
+    /// New connections one address may open per minute, every role together; 0: no limit.
+    pub connections_per_minute: u32,
 }
 
 impl Default for Protect {
@@ -128,6 +130,7 @@ impl Default for Protect {
             ban_minutes: 15,
             ban_max_hours: 24,
             allow: vec!["127.0.0.0/8".into(), "::1".into()],
+            connections_per_minute: 0,
         }
     }
 }

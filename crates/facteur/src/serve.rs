@@ -206,6 +206,7 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
                 first: Duration::from_secs(config.protect.ban_minutes.max(1) * 60),
                 max: Duration::from_secs(config.protect.ban_max_hours.max(1) * 3600),
                 allow,
+                connections_per_minute: config.protect.connections_per_minute,
             },
             store.clone(),
         );

@@ -123,3 +123,45 @@ fn failed_imap_logins_ban_the_address_on_every_protocol() {
     assert!(first_line(smtp).contains("banned by the administrator"));
     assert!(site.cli(&["ban", "remove", "192.0.2.1"], None).code == Some(1));
 }
+
+/// `protect.connections_per_minute`: every role together; beyond it the same refusal as a
+/// ban, with the reason, until the next minute.
+#[test]
+fn connections_beyond_the_rate_are_refused_by_every_role() {
+    let mut site = Site::with_ports(
+        "conn-rate",
+        "",
+        "[protect]\nallow = []\nconnections_per_minute = 4\n[pop3]\nplaintext_auth = true\n",
+        Ports {
+            smtp: Some(free_port()),
+            pop3: Some(free_port()),
+            ..Ports::none()
+        },
+    );
+    site.setup(&["alice@example.test"]);
+    let _server = site.start();
+    // The harness's own probe counted as one; wait for a fresh minute so the count is ours.
+    while facteur_model::calendar::unix_now() % 60 > 50 {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let minute = facteur_model::calendar::unix_now() / 60;
+    let mut lines = Vec::new();
+    for i in 0..6 {
+        let port = if i % 2 == 0 { site.smtp() } else { site.pop3() };
+        lines.push(first_line(port));
+    }
+    if facteur_model::calendar::unix_now() / 60 == minute {
+        let refused: Vec<&String> = lines
+            .iter()
+            .filter(|l| l.contains("too many connections from 127.0.0.1"))
+            .collect();
+        assert!(!refused.is_empty(), "{lines:?}");
+        assert!(lines[0].starts_with("220 "), "{lines:?}");
+        assert!(
+            lines
+                .last()
+                .is_some_and(|l| l.starts_with("-ERR [SYS/TEMP] too many connections")),
+            "{lines:?}"
+        );
+    }
+}

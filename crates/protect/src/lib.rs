@@ -29,8 +29,11 @@ pub struct BanOptions {
     /// The first ban's length; each further one within a day doubles it.
     pub first: Duration,
     pub max: Duration,
-    /// Networks never banned.
+    /// Networks never banned nor limited.
     pub allow: Vec<Network>,
+    /// New connections one address (an IPv6 /64) may open per minute, all roles together
+    /// (Postfix `smtpd_client_connection_rate_limit`); 0: no limit.
+    pub connections_per_minute: u32,
 }
 
 /// An address and prefix length (`192.0.2.0/24`, `2001:db8::/32`, or one address).
@@ -92,6 +95,8 @@ struct State {
     bans: HashMap<String, (i64, String)>,
     /// When each key was last banned (for the doubling), and how many times within a day.
     history: HashMap<String, (Instant, u32)>,
+    /// Connections per key in the current minute: (minute number, count).
+    connections: HashMap<String, (u64, u32)>,
 }
 
 /// The bans of this process; installed as the network gate.
@@ -195,23 +200,51 @@ impl Bans {
     }
 }
 
+impl Bans {
+    /// The connection rate limit at Unix time `now`: counts this connection, and says why it
+    /// is refused when the minute's allowance is spent.
+    fn over_rate(&self, state: &mut State, key: &str, now: i64) -> Option<String> {
+        let limit = self.options.connections_per_minute;
+        if limit == 0 {
+            return None;
+        }
+        let minute = (now.max(0) / 60) as u64;
+        if state.connections.len() > 100_000 {
+            state.connections.retain(|_, (m, _)| *m == minute);
+        }
+        let entry = state
+            .connections
+            .entry(key.to_string())
+            .or_insert((minute, 0));
+        if entry.0 != minute {
+            *entry = (minute, 0);
+        }
+        entry.1 += 1;
+        (entry.1 > limit).then(|| {
+            format!("too many connections from {key}: more than {limit} a minute; try again later")
+        })
+    }
+}
+
 impl facteur_net::gate::Gate for Bans {
     fn refused(&self, ip: IpAddr) -> Option<String> {
         if self.allowed(ip) {
             return None;
         }
         let key = ban_key(ip);
-        let state = self.state();
-        let (until, reason) = state.bans.get(&key)?;
         let now = facteur_model::calendar::unix_now();
-        (*until > now).then(|| {
-            format!(
+        let mut state = self.state();
+        if let Some((until, reason)) = state.bans.get(&key)
+            && *until > now
+        {
+            return Some(format!(
                 "{key} is banned until {} ({reason})",
                 facteur_model::calendar::rfc5322_date(
                     std::time::UNIX_EPOCH + Duration::from_secs((*until).max(0) as u64)
                 )
-            )
-        })
+            ));
+        }
+        self.over_rate(&mut state, &key, now)
     }
 
     fn auth_failed(&self, service: &str, ip: IpAddr, _user: &str) {

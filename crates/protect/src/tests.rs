@@ -20,6 +20,7 @@ fn options(allow: &[&str]) -> BanOptions {
         first: Duration::from_secs(900),
         max: Duration::from_secs(3600),
         allow: allow.iter().map(|a| Network::parse(a).unwrap()).collect(),
+        connections_per_minute: 0,
     }
 }
 
@@ -128,6 +129,31 @@ fn bans_are_kept_in_the_store_and_read_back() {
     {
         assert!(Instant::now() < deadline, "the ban was not kept");
         std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn connections_beyond_the_rate_wait_for_the_next_minute() {
+    let (store, dir) = store("rate");
+    let bans = Bans::new(
+        BanOptions {
+            connections_per_minute: 3,
+            ..options(&["192.0.2.99"])
+        },
+        store,
+    );
+    let mut state = State::default();
+    let seen: Vec<bool> = (0..5)
+        .map(|_| bans.over_rate(&mut state, "192.0.2.1", 600).is_some())
+        .collect();
+    assert_eq!(seen, [false, false, false, true, true]);
+    // Another address has its own allowance; the next minute starts again.
+    assert!(bans.over_rate(&mut state, "192.0.2.2", 600).is_none());
+    assert!(bans.over_rate(&mut state, "192.0.2.1", 660).is_none());
+    // The allow list is never limited.
+    for _ in 0..10 {
+        assert!(bans.refused("192.0.2.99".parse().unwrap()).is_none());
     }
     let _ = std::fs::remove_dir_all(dir);
 }
