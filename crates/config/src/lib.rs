@@ -120,6 +120,13 @@ pub struct Protect {
     pub allow: Vec<String>,
     /// New connections one address may open per minute, every role together; 0: no limit.
     pub connections_per_minute: u32,
+    /// Messages and recipients one client address may send per minute (SMTP roles); 0: no
+    /// limit. Beyond: `450 4.7.1` at RCPT.
+    pub messages_per_minute: u32,
+    pub recipients_per_minute: u32,
+    /// The same per authenticated account, wherever it connects from.
+    pub account_messages_per_minute: u32,
+    pub account_recipients_per_minute: u32,
 }
 
 impl Default for Protect {
@@ -131,6 +138,10 @@ impl Default for Protect {
             ban_max_hours: 24,
             allow: vec!["127.0.0.0/8".into(), "::1".into()],
             connections_per_minute: 0,
+            messages_per_minute: 0,
+            recipients_per_minute: 0,
+            account_messages_per_minute: 0,
+            account_recipients_per_minute: 0,
         }
     }
 }

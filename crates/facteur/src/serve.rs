@@ -207,6 +207,10 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
                 max: Duration::from_secs(config.protect.ban_max_hours.max(1) * 3600),
                 allow,
                 connections_per_minute: config.protect.connections_per_minute,
+                messages_per_minute: config.protect.messages_per_minute,
+                recipients_per_minute: config.protect.recipients_per_minute,
+                account_messages_per_minute: config.protect.account_messages_per_minute,
+                account_recipients_per_minute: config.protect.account_recipients_per_minute,
             },
             store.clone(),
         );

@@ -165,3 +165,48 @@ fn connections_beyond_the_rate_are_refused_by_every_role() {
         );
     }
 }
+
+/// `protect.recipients_per_minute` and `messages_per_minute` on the MX: beyond them, `450
+/// 4.7.1` at RCPT (the client tries again later; nothing is lost).
+#[test]
+fn recipients_and_messages_beyond_the_rate_wait() {
+    let mut site = Site::with_ports(
+        "send-rate",
+        "",
+        "[protect]\nallow = []\nmessages_per_minute = 2\nrecipients_per_minute = 3\n",
+        Ports {
+            smtp: Some(free_port()),
+            ..Ports::none()
+        },
+    );
+    site.setup(&["alice@example.test", "bob@example.test"]);
+    let _server = site.start();
+    while facteur_model::calendar::unix_now() % 60 > 45 {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let minute = facteur_model::calendar::unix_now() / 60;
+    let mut c = harness::Client::hello(site.smtp(), false).unwrap();
+    let mut got = Vec::new();
+    // Message 1: one recipient. Message 2: the second and third pass, the fourth waits.
+    // Message 3: one message too many.
+    let transactions: [&[&str]; 3] = [&["alice"], &["alice", "bob", "alice"], &["bob"]];
+    for transaction in transactions {
+        assert!(c.command("MAIL FROM:<x@remote.test>").unwrap().is("250"));
+        for to in transaction {
+            got.push(
+                c.command(&format!("RCPT TO:<{to}@example.test>"))
+                    .unwrap()
+                    .to_string(),
+            );
+        }
+        let _ = c.command("RSET");
+    }
+    if facteur_model::calendar::unix_now() / 60 == minute {
+        assert!(got[..3].iter().all(|r| r.starts_with("250")), "{got:?}");
+        assert!(
+            got[3].starts_with("450 4.7.1 too many recipients"),
+            "{got:?}"
+        );
+        assert!(got[4].starts_with("450 4.7.1 too many messages"), "{got:?}");
+    }
+}

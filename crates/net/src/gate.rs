@@ -12,6 +12,17 @@ pub trait Gate: Send + Sync {
     fn refused(&self, ip: IpAddr) -> Option<String>;
     /// A failed login on `service` from `ip` for `user`.
     fn auth_failed(&self, service: &str, ip: IpAddr, user: &str);
+    /// One more recipient from `ip` (and the authenticated `account`, if any); `new_message`
+    /// for the first recipient of a transaction. Why it must wait, when a rate is spent.
+    fn recipient(&self, ip: IpAddr, account: Option<&str>, new_message: bool) -> Option<String> {
+        let _ = (ip, account, new_message);
+        None
+    }
+}
+
+/// [`Gate::recipient`] of the installed gate; None without one.
+pub fn recipient(ip: IpAddr, account: Option<&str>, new_message: bool) -> Option<String> {
+    get().and_then(|g| g.recipient(ip.to_canonical(), account, new_message))
 }
 
 static GATE: OnceLock<Arc<dyn Gate>> = OnceLock::new();

@@ -34,6 +34,13 @@ pub struct BanOptions {
     /// New connections one address (an IPv6 /64) may open per minute, all roles together
     /// (Postfix `smtpd_client_connection_rate_limit`); 0: no limit.
     pub connections_per_minute: u32,
+    /// Per client address (not the allow list): messages and recipients a minute (Postfix
+    /// `smtpd_client_message_rate_limit`, `smtpd_client_recipient_rate_limit`); 0: no limit.
+    pub messages_per_minute: u32,
+    pub recipients_per_minute: u32,
+    /// Per authenticated account, wherever it connects from; 0: no limit.
+    pub account_messages_per_minute: u32,
+    pub account_recipients_per_minute: u32,
 }
 
 /// An address and prefix length (`192.0.2.0/24`, `2001:db8::/32`, or one address).
@@ -97,6 +104,8 @@ struct State {
     history: HashMap<String, (Instant, u32)>,
     /// Connections per key in the current minute: (minute number, count).
     connections: HashMap<String, (u64, u32)>,
+    /// Messages and recipients per address key or `account:NAME` in the current minute.
+    sending: HashMap<String, (u64, u32, u32)>,
 }
 
 /// The bans of this process; installed as the network gate.
@@ -226,7 +235,77 @@ impl Bans {
     }
 }
 
+impl Bans {
+    /// Counts one recipient (and a message when `new_message`) for `key` at Unix time `now`
+    /// against `(messages, recipients)` a minute; why it must wait when over.
+    fn over_sending(
+        &self,
+        state: &mut State,
+        key: &str,
+        limits: (u32, u32),
+        new_message: bool,
+        now: i64,
+    ) -> Option<String> {
+        let (max_messages, max_recipients) = limits;
+        if max_messages == 0 && max_recipients == 0 {
+            return None;
+        }
+        let minute = (now.max(0) / 60) as u64;
+        if state.sending.len() > 100_000 {
+            state.sending.retain(|_, (m, _, _)| *m == minute);
+        }
+        let entry = state
+            .sending
+            .entry(key.to_string())
+            .or_insert((minute, 0, 0));
+        if entry.0 != minute {
+            *entry = (minute, 0, 0);
+        }
+        if new_message && max_messages > 0 && entry.1 >= max_messages {
+            return Some(format!(
+                "too many messages from {key}: more than {max_messages} a minute; try again later"
+            ));
+        }
+        if max_recipients > 0 && entry.2 >= max_recipients {
+            return Some(format!(
+                "too many recipients from {key}: more than {max_recipients} a minute; try again later"
+            ));
+        }
+        entry.1 += u32::from(new_message);
+        entry.2 += 1;
+        None
+    }
+}
+
 impl facteur_net::gate::Gate for Bans {
+    fn recipient(&self, ip: IpAddr, account: Option<&str>, new_message: bool) -> Option<String> {
+        let o = &self.options;
+        if o.messages_per_minute == 0
+            && o.recipients_per_minute == 0
+            && o.account_messages_per_minute == 0
+            && o.account_recipients_per_minute == 0
+        {
+            return None;
+        }
+        let now = facteur_model::calendar::unix_now();
+        let mut state = self.state();
+        if let Some(account) = account {
+            let limits = (
+                o.account_messages_per_minute,
+                o.account_recipients_per_minute,
+            );
+            let key = format!("account {}", account.to_ascii_lowercase());
+            if let Some(why) = self.over_sending(&mut state, &key, limits, new_message, now) {
+                return Some(why);
+            }
+        }
+        if self.allowed(ip) {
+            return None;
+        }
+        let limits = (o.messages_per_minute, o.recipients_per_minute);
+        self.over_sending(&mut state, &ban_key(ip), limits, new_message, now)
+    }
+
     fn refused(&self, ip: IpAddr) -> Option<String> {
         if self.allowed(ip) {
             return None;

@@ -21,6 +21,10 @@ fn options(allow: &[&str]) -> BanOptions {
         max: Duration::from_secs(3600),
         allow: allow.iter().map(|a| Network::parse(a).unwrap()).collect(),
         connections_per_minute: 0,
+        messages_per_minute: 0,
+        recipients_per_minute: 0,
+        account_messages_per_minute: 0,
+        account_recipients_per_minute: 0,
     }
 }
 
@@ -155,5 +159,63 @@ fn connections_beyond_the_rate_wait_for_the_next_minute() {
     for _ in 0..10 {
         assert!(bans.refused("192.0.2.99".parse().unwrap()).is_none());
     }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn messages_and_recipients_per_address_and_per_account() {
+    let (store, dir) = store("sending");
+    let bans = Bans::new(
+        BanOptions {
+            messages_per_minute: 2,
+            recipients_per_minute: 5,
+            account_messages_per_minute: 1,
+            ..options(&["192.0.2.99"])
+        },
+        store,
+    );
+    let mut state = State::default();
+    let limits = (2, 5);
+    // Two messages of two recipients, then a third message: refused.
+    for (new, expect) in [(true, false), (false, false), (true, false), (false, false)] {
+        assert_eq!(
+            bans.over_sending(&mut state, "192.0.2.1", limits, new, 60)
+                .is_some(),
+            expect
+        );
+    }
+    let why = bans
+        .over_sending(&mut state, "192.0.2.1", limits, true, 60)
+        .unwrap();
+    assert!(why.contains("too many messages from 192.0.2.1"), "{why}");
+    // Recipients of the second message, up to five in the minute.
+    assert!(
+        bans.over_sending(&mut state, "192.0.2.1", limits, false, 60)
+            .is_none()
+    );
+    let why = bans
+        .over_sending(&mut state, "192.0.2.1", limits, false, 60)
+        .unwrap();
+    assert!(why.contains("too many recipients"), "{why}");
+    // The next minute starts again.
+    assert!(
+        bans.over_sending(&mut state, "192.0.2.1", limits, true, 120)
+            .is_none()
+    );
+    // Through the gate: an account's limit applies from any address, the allow list included.
+    let ok = bans.recipient(
+        "192.0.2.99".parse().unwrap(),
+        Some("alice@example.test"),
+        true,
+    );
+    assert!(ok.is_none());
+    let why = bans
+        .recipient(
+            "192.0.2.99".parse().unwrap(),
+            Some("Alice@example.test"),
+            true,
+        )
+        .unwrap();
+    assert!(why.contains("account alice@example.test"), "{why}");
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -171,7 +171,23 @@ impl Connection<'_> {
                     }
                     Event::CheckRecipient(rcpt) => {
                         let size = self.session.envelope().and_then(|e| e.mail.size);
-                        let verdict = recipient::check(self.ctx, &rcpt, size);
+                        let first = self
+                            .session
+                            .envelope()
+                            .is_none_or(|e| e.recipients.is_empty());
+                        // Message and recipient rates (`[protect]`): 450 4.7.1, try later.
+                        let verdict = match facteur_net::gate::recipient(
+                            self.peer.ip(),
+                            self.session.authenticated(),
+                            first,
+                        ) {
+                            Some(why) => facteur_smtp_session::Verdict::Reject(Reply::new(
+                                450,
+                                Some(facteur_smtp_session::reply::Status(4, 7, 1)),
+                                why,
+                            )),
+                            None => recipient::check(self.ctx, &rcpt, size),
+                        };
                         if let facteur_smtp_session::Verdict::Reject(r) = &verdict {
                             tracing::info!(role = self.ctx.role.name(), remote = %self.peer,
                                 recipient = %rcpt.recipient, reply = %r.to_log(), "recipient rejected");
