@@ -8,7 +8,7 @@ mod harness;
 use harness::{Ports, Site, free_port};
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The first line the server sends on `port`.
 fn first_line(port: u16) -> String {
@@ -43,16 +43,8 @@ fn imap_wrong_login(port: u16) -> String {
     }
 }
 
-fn wait_for(what: &str, site: &Site, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !done() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out: {what}\n{}",
-            site.log()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+fn wait_for(what: &str, site: &Site, done: impl FnMut() -> bool) {
+    site.wait(what, done)
 }
 
 #[test]

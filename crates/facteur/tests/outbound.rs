@@ -10,47 +10,18 @@
 
 mod harness;
 
-use harness::{Client, Ports, Site, expect, free_port};
-use std::time::{Duration, Instant};
+use harness::{Ports, Site, free_port};
 
-const ALICE: &str = "AGFsaWNlQGV4YW1wbGUudGVzdABzZWNyZXQ="; // \0alice@example.test\0secret
-
-fn wait(what: &str, site: &Site, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !done() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out: {what}\n{}",
-            site.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+fn wait(what: &str, site: &Site, done: impl FnMut() -> bool) {
+    site.wait(what, done)
 }
 
 fn submit(site: &Site, to: &[&str], subject: &str) {
-    let mut c = Client::connect_at(site.ports.ip, site.submission()).unwrap();
-    expect(c.reply().unwrap(), "220").unwrap();
-    expect(c.command("EHLO client.test").unwrap(), "250").unwrap();
-    expect(c.command(&format!("AUTH PLAIN {ALICE}")).unwrap(), "235").unwrap();
-    let body = format!(
-        "From: alice@example.test\r\nTo: {}\r\nSubject: {subject}\r\n\r\nhello\r\n",
-        to.join(", ")
-    );
-    let r = c
-        .send_data("alice@example.test", to, body.as_bytes(), false)
-        .unwrap();
-    assert!(r[0].is("250"), "{}", r[0]);
-    let _ = c.command("QUIT");
+    site.submit_as_alice("alice@example.test", to, subject)
 }
 
 fn inbox_subjects(site: &Site, account: &str) -> Vec<(String, String)> {
-    site.export(account, "INBOX")
-        .into_iter()
-        .map(|(_, text)| {
-            let text = String::from_utf8_lossy(&text).into_owned();
-            (harness::header(&text, "Subject").unwrap_or_default(), text)
-        })
-        .collect()
+    site.subjects(account, "INBOX")
 }
 
 #[test]

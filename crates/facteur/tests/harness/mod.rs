@@ -318,6 +318,50 @@ impl Site {
         count
     }
 
+    /// Waits (30 s at most) until `done`; on timeout, fails with `what` and the server's log.
+    pub fn wait(&self, what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !done() {
+            assert!(
+                Instant::now() < deadline,
+                "timed out: {what}\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// (Subject, whole text) of every message of `account`'s `mailbox`.
+    pub fn subjects(&self, account: &str, mailbox: &str) -> Vec<(String, String)> {
+        self.export(account, mailbox)
+            .into_iter()
+            .map(|(_, text)| {
+                let text = String::from_utf8_lossy(&text).into_owned();
+                (header(&text, "Subject").unwrap_or_default(), text)
+            })
+            .collect()
+    }
+
+    /// alice@example.test (password `secret`) submits a small message with `from` in From:
+    /// to `to` on this site's submission port; the 250 is checked.
+    pub fn submit_as_alice(&self, from: &str, to: &[&str], subject: &str) {
+        // \0alice@example.test\0secret
+        const ALICE: &str = "AGFsaWNlQGV4YW1wbGUudGVzdABzZWNyZXQ=";
+        let mut c = Client::connect_at(self.ports.ip, self.submission()).unwrap();
+        expect(c.reply().unwrap(), "220").unwrap();
+        expect(c.command("EHLO client.test").unwrap(), "250").unwrap();
+        expect(c.command(&format!("AUTH PLAIN {ALICE}")).unwrap(), "235").unwrap();
+        let body = format!(
+            "From: {from}\r\nTo: {}\r\nSubject: {subject}\r\n\r\nhello\r\n",
+            to.join(", ")
+        );
+        let r = c
+            .send_data("alice@example.test", to, body.as_bytes(), false)
+            .unwrap();
+        assert!(r[0].is("250"), "{}", r[0]);
+        let _ = c.command("QUIT");
+    }
+
     /// `mailbox export` into a fresh directory; returns (file name, content) of every file.
     pub fn export(&self, account: &str, mailbox: &str) -> Vec<(String, Vec<u8>)> {
         let out = self.dir.join(format!("export-{account}-{mailbox}"));
