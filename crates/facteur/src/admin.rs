@@ -326,10 +326,24 @@ pub fn store(config: &Config, cmd: StoreCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// `[dns]` as the resolver's options (the server's and the commands' lookups).
+pub fn dns_options(config: &Config) -> facteur_dns::ResolverOptions {
+    facteur_dns::ResolverOptions {
+        nameservers: config.dns.nameservers.clone(),
+        timeout: std::time::Duration::from_secs(config.dns.timeout_secs),
+        attempts: config.dns.attempts,
+    }
+}
+
+/// The resolver of `[dns]`, for the commands' DNS checks; None when it cannot be set up.
+pub fn resolver(config: &Config) -> Option<facteur_dns::Resolver> {
+    facteur_dns::Resolver::new(&dns_options(config)).ok()
+}
+
 pub fn tls(config: &Config, cmd: TlsCommand) -> anyhow::Result<ExitCode> {
     if let TlsCommand::SendReports = cmd {
         let (dir, _handback) = open(config)?;
-        let Some(resolver) = crate::dkim_cli::resolver(config) else {
+        let Some(resolver) = resolver(config) else {
             anyhow::bail!("key `dns`: no resolver");
         };
         let runtime = tokio::runtime::Builder::new_current_thread()

@@ -100,7 +100,7 @@ pub fn dkim(config: &Config, cmd: DkimCommand) -> anyhow::Result<ExitCode> {
                 );
                 return Ok(ExitCode::SUCCESS);
             }
-            let resolver = resolver(config);
+            let resolver = crate::admin::resolver(config);
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
@@ -346,16 +346,6 @@ pub fn publishes(txt: &str, public: &str) -> bool {
         let tag: String = tag.chars().filter(|c| !c.is_whitespace()).collect();
         tag.strip_prefix("p=") == Some(public)
     })
-}
-
-/// The resolver of `[dns]`, for the DNS checks.
-pub fn resolver(config: &Config) -> Option<facteur_dns::Resolver> {
-    facteur_dns::Resolver::new(&facteur_dns::ResolverOptions {
-        nameservers: config.dns.nameservers.clone(),
-        timeout: std::time::Duration::from_secs(config.dns.timeout_secs),
-        attempts: config.dns.attempts,
-    })
-    .ok()
 }
 
 #[cfg(test)]

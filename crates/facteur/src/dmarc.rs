@@ -61,7 +61,7 @@ pub fn dmarc(config: &Config, cmd: DmarcCommand) -> anyhow::Result<ExitCode> {
             }
         }
         DmarcCommand::Send => {
-            let resolver = crate::dkim_cli::resolver(config);
+            let resolver = crate::admin::resolver(config);
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;

@@ -131,11 +131,7 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
         let stop = StopSignals::catch()?;
         let shutdown = Shutdown::new();
         tls.spawn()?;
-        let dns_options = facteur_dns::ResolverOptions {
-            nameservers: config.dns.nameservers.clone(),
-            timeout: Duration::from_secs(config.dns.timeout_secs),
-            attempts: config.dns.attempts,
-        };
+        let dns_options = crate::admin::dns_options(&config);
         let resolver = facteur_dns::Resolver::new(&dns_options).context("key `dns`")?;
         // The MX's SPF, DKIM, DMARC, ARC and iprev checks (decision 0020).
         let auth = if config.auth.enabled {

@@ -51,7 +51,8 @@ pub(crate) async fn check_inbound(
         tracing::error!(%queue_id, error = %e, "cannot read the message back for its checks");
         facteur_smtp_session::reply::local_error()
     };
-    let content = writer.contents().map_err(|e| local_error(&e))?.into_owned();
+    // Read in place (the body is usually in memory); a rewrite replaces the writer after.
+    let content = writer.contents().map_err(|e| local_error(&e))?;
     let (trace, message) = content.split_at(trace_len.min(content.len()));
     let (ip, helo, mail_from) = client;
     let verdict = checker
@@ -99,13 +100,19 @@ pub(crate) async fn check_inbound(
             Err(e) => tracing::warn!(%queue_id, %domain, error = %e, "cannot ARC-seal"),
         }
     }
-    if clean.is_some() || seal.is_some() {
+    let fresh = if clean.is_some() || seal.is_some() {
         let mut fresh = store.blob_writer();
         if let Some(set) = &seal {
             fresh.write(set).map_err(|e| local_error(&e))?;
         }
         fresh.write(trace).map_err(|e| local_error(&e))?;
         fresh.write(message).map_err(|e| local_error(&e))?;
+        Some(fresh)
+    } else {
+        None
+    };
+    drop(content);
+    if let Some(fresh) = fresh {
         *writer = fresh;
     }
     Ok(Checked {
@@ -131,21 +138,24 @@ pub(crate) async fn sign(
     let d = domain.to_string();
     let mut writer = writer;
     let signed = tokio::task::spawn_blocking(move || {
-        let content = match writer.contents() {
-            Ok(c) => c.into_owned(),
-            Err(e) => return (writer, Err(e.to_string())),
-        };
-        match signer.sign(&d, &content) {
-            Ok(fields) if !fields.is_empty() => {
-                let mut fresh = store.blob_writer();
-                let written = fresh.write(&fields).and_then(|_| fresh.write(&content));
-                match written {
-                    Ok(()) => (fresh, Ok(true)),
-                    Err(e) => (writer, Err(e.to_string())),
-                }
+        // The content is read in place; the signed copy is a new writer.
+        let mut signed_copy = || -> Result<Option<BlobWriter>, String> {
+            let content = writer.contents().map_err(|e| e.to_string())?;
+            let fields = signer.sign(&d, &content).map_err(|e| e.to_string())?;
+            if fields.is_empty() {
+                return Ok(None);
             }
-            Ok(_) => (writer, Ok(false)),
-            Err(e) => (writer, Err(e.to_string())),
+            let mut fresh = store.blob_writer();
+            fresh
+                .write(&fields)
+                .and_then(|_| fresh.write(&content))
+                .map_err(|e| e.to_string())?;
+            Ok(Some(fresh))
+        };
+        match signed_copy() {
+            Ok(Some(fresh)) => (fresh, Ok(true)),
+            Ok(None) => (writer, Ok(false)),
+            Err(e) => (writer, Err(e)),
         }
     })
     .await;
