@@ -20,7 +20,7 @@ use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::{Name, RData, RecordType};
 use hickory_resolver::{Resolver as HickoryResolver, TokioResolver};
 use rand::seq::SliceRandom;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 /// How to resolve: the configuration's `[dns]` section, converted by the caller (the layering
@@ -275,6 +275,66 @@ impl Resolver {
                 Absent::Error(e) => Err(e),
             },
         }
+    }
+
+    /// The IPv4 addresses (A records, RFC 1035 §3.4.1) at `name`, in the server's order, as a
+    /// DNS list answers them (RFC 5782 §2.1: a listed entry has an A record, usually in
+    /// 127.0.0.0/8). Empty when the name exists without A record (NODATA); NXDOMAIN, the usual
+    /// "not listed", is [`DnsError::NotFound`].
+    pub async fn a_records(&self, name: &str) -> Result<Vec<Ipv4Addr>, DnsError> {
+        let fq = fqdn(name)?;
+        match self.inner.lookup(fq, RecordType::A).await {
+            Ok(lookup) => Ok(lookup
+                .answers()
+                .iter()
+                .filter_map(|r| match &r.data {
+                    RData::A(a) => Some(a.0),
+                    _ => None,
+                })
+                .collect()),
+            Err(e) => match self.classify(name, "A", &e) {
+                Absent::NoRecords => Ok(Vec::new()),
+                Absent::Error(e) => Err(e),
+            },
+        }
+    }
+
+    /// The names the PTR records of `ip` give (RFC 1035 §3.5 `in-addr.arpa`, RFC 3596 §2.5
+    /// `ip6.arpa`), in ASCII (A-labels) without the trailing dot, in the server's order. An
+    /// IPv4-mapped IPv6 address is looked up as the IPv4 address it carries. Empty when the
+    /// reverse name exists without PTR (NODATA); NXDOMAIN is [`DnsError::NotFound`]. The names
+    /// are as published: nothing here checks that they are host names or point back to `ip`.
+    pub async fn ptr(&self, ip: IpAddr) -> Result<Vec<String>, DnsError> {
+        let ip = ip.to_canonical();
+        let mut owner = Name::from(ip);
+        owner.set_fqdn(true);
+        let shown = owner.to_ascii();
+        match self.inner.lookup(owner, RecordType::PTR).await {
+            Ok(lookup) => Ok(lookup
+                .answers()
+                .iter()
+                .filter_map(|r| match &r.data {
+                    RData::PTR(ptr) => Some(ptr.0.to_ascii().trim_end_matches('.').to_string()),
+                    _ => None,
+                })
+                .filter(|name| !name.is_empty())
+                .collect()),
+            Err(e) => match self.classify(&shown, "PTR", &e) {
+                Absent::NoRecords => Ok(Vec::new()),
+                Absent::Error(e) => Err(e),
+            },
+        }
+    }
+
+    /// The longest one lookup may take: every try of every name server waited out
+    /// (`timeout` × `attempts` × servers), plus a second. Callers that start several lookups
+    /// can bound them all with it, as a backstop to the resolver's own timeouts.
+    pub fn max_wait(&self) -> Duration {
+        let servers = u32::try_from(self.nameservers.len().max(1)).unwrap_or(u32::MAX);
+        let tries = u32::try_from(self.attempts).unwrap_or(u32::MAX);
+        self.timeout
+            .saturating_mul(tries.saturating_mul(servers))
+            .saturating_add(Duration::from_secs(1))
     }
 
     /// Sorts a resolver error: an empty NOERROR answer, NXDOMAIN (permanent), or temporary.
