@@ -11,6 +11,7 @@
 pub mod meta;
 
 use facteur_directory::Mailbox;
+use facteur_model::AccountId;
 use facteur_store::{Blob, DeliverError, NewMessage, QueuedMessage, Store, StoreError, Target};
 
 /// One recipient of the transaction and the accounts it resolved to.
@@ -49,6 +50,9 @@ pub struct Envelope<'a> {
     /// File the local copies into each account's Junk mailbox (RFC 6154 `\Junk`) instead of
     /// INBOX: a DMARC `p=quarantine` verdict. An account without one gets it in INBOX.
     pub junk: bool,
+    /// Per account: more header fields for its copy only (its spam score, which its own
+    /// Bayesian statistics changed), and whether its copy goes into its Junk mailbox.
+    pub per_account: &'a [(AccountId, String, bool)],
 }
 
 /// The result of filing one message.
@@ -100,7 +104,15 @@ pub async fn deliver_and_queue(
                 None => {
                     let mut prefix = trace_prefix(envelope.return_path, &mailbox.address);
                     prefix.extend_from_slice(envelope.added_fields.as_bytes());
-                    let folder = if envelope.junk {
+                    let own = envelope
+                        .per_account
+                        .iter()
+                        .find(|(a, _, _)| *a == mailbox.account);
+                    if let Some((_, fields, _)) = own {
+                        prefix.extend_from_slice(fields.as_bytes());
+                    }
+                    let junk = envelope.junk || own.is_some_and(|(_, _, junk)| *junk);
+                    let folder = if junk {
                         store.special_mailbox(mailbox.account, "junk")?
                     } else {
                         None

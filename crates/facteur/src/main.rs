@@ -8,6 +8,7 @@ mod ban_cli;
 mod dkim_cli;
 mod dkim_signing;
 mod dmarc;
+mod filters;
 mod jwks;
 mod privileges;
 mod queue_cli;

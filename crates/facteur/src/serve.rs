@@ -207,11 +207,15 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
                 recipients_per_minute: config.protect.recipients_per_minute,
                 account_messages_per_minute: config.protect.account_messages_per_minute,
                 account_recipients_per_minute: config.protect.account_recipients_per_minute,
+                sender_domain_messages_per_minute: config
+                    .protect
+                    .sender_domain_messages_per_minute,
             },
             store.clone(),
         );
         facteur_net::gate::install(bans.clone());
         tokio::spawn(bans.keep_fresh(shutdown.clone()));
+        let filter = crate::filters::build(&config, &store, resolver.clone())?;
         let dkim = facteur_smtp_server::DkimSigning::default();
         if config.dkim.sign {
             tokio::spawn(crate::dkim_signing::maintain(
@@ -275,14 +279,20 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
             Some(tls.acceptor.clone()),
             shutdown.clone(),
         ));
-        let imap = Arc::new(facteur_imap_server::Context::new(
-            config.hostname.clone(),
-            config.imap.clone(),
-            directory.clone(),
-            store.clone(),
-            Some(tls.acceptor.clone()),
-            shutdown.clone(),
-        ));
+        let imap = Arc::new(
+            facteur_imap_server::Context::new(
+                config.hostname.clone(),
+                config.imap.clone(),
+                directory.clone(),
+                store.clone(),
+                Some(tls.acceptor.clone()),
+                shutdown.clone(),
+            )
+            .with_junk_training(crate::filters::junk_training(
+                filter.clone(),
+                store.clone(),
+            )),
+        );
         let http = Arc::new(facteur_admin::Context {
             directory: directory.clone(),
             clients: facteur_admin::autoconfig::Settings::from_config(&config),
@@ -308,6 +318,7 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
                         .flatten(),
                     dkim: dkim.clone(),
                     srs: srs.clone(),
+                    filter: Some(filter.clone()),
                     directory: directory.clone(),
                     store: store.clone(),
                     tls: Some(tls.acceptor.clone()),

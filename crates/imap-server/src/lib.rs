@@ -18,7 +18,7 @@ mod search;
 mod selected;
 
 use facteur_directory::Directory;
-use facteur_model::{AccountId, MailboxId, ModSeq};
+use facteur_model::{AccountId, MailboxId, ModSeq, Uid};
 use facteur_net::Shutdown;
 use facteur_store::Store;
 use facteur_store::ViewEntry;
@@ -59,7 +59,13 @@ pub struct Context {
     /// Keyed by mailbox and UIDVALIDITY: a row id may come back for a new mailbox after a
     /// DELETE, a UIDVALIDITY never does.
     views: Mutex<HashMap<(MailboxId, u32), SharedView>>,
+    /// Told when the user moves or copies messages into Junk (spam: true) or out of it to a
+    /// mailbox other than Trash (spam: false): the spam classifier learns from it.
+    junk_training: Option<JunkTraining>,
 }
+
+/// See [`Context::with_junk_training`]: (account, mailbox, the UIDs there, spam).
+pub type JunkTraining = Arc<dyn Fn(AccountId, MailboxId, Vec<Uid>, bool) + Send + Sync>;
 
 /// A view and the MODSEQ it is exact at; weak, so it goes with the last session holding it.
 type SharedView = (ModSeq, std::sync::Weak<Vec<ViewEntry>>);
@@ -85,7 +91,14 @@ impl Context {
                 std::thread::available_parallelism().map_or(2, |n| n.get() * 2),
             ),
             views: Mutex::new(HashMap::new()),
+            junk_training: None,
         }
+    }
+
+    /// Calls `training` when the user files messages into Junk or takes them out of it.
+    pub fn with_junk_training(mut self, training: JunkTraining) -> Context {
+        self.junk_training = Some(training);
+        self
     }
 
     /// The shared view of `mailbox` at exactly `modseq`, if a session holds one.

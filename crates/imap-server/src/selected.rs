@@ -732,6 +732,26 @@ impl Session {
         };
         match result {
             Ok((validity, pairs)) => {
+                // RFC 6154 §2 \Junk: into it is "this is spam", out of it (but not into the
+                // Trash) is "this is not".
+                let junk = |m: &Option<String>| m.as_deref() == Some("junk");
+                let into_junk = junk(&target.special_use);
+                let out_of_junk = !into_junk
+                    && target.special_use.as_deref() != Some("trash")
+                    && self
+                        .selected
+                        .as_ref()
+                        .is_some_and(|v| junk(&v.mailbox.special_use));
+                if (into_junk || out_of_junk)
+                    && let Some(training) = &self.ctx.junk_training
+                {
+                    training(
+                        account,
+                        target.id,
+                        pairs.iter().map(|p| p.1).collect(),
+                        into_junk,
+                    );
+                }
                 let src: Vec<u32> = pairs.iter().map(|p| p.0.0).collect();
                 let dst: Vec<u32> = pairs.iter().map(|p| p.1.0).collect();
                 let code = format!(

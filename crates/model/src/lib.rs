@@ -5,6 +5,7 @@
 //! folded form for lookups, since facteur matches local parts case-insensitively.
 #![forbid(unsafe_code)]
 
+pub mod authresults;
 pub mod calendar;
 
 use std::fmt;

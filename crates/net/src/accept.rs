@@ -45,8 +45,8 @@ impl Counter {
         let mut total = self.1.lock().expect("counter lock");
         let mut per_ip = self.0.lock().expect("counter lock");
         let mine = per_ip.entry(ip).or_insert(0);
-        if *total >= limits.max_connections || (limits.max_per_ip > 0 && *mine >= limits.max_per_ip)
-        {
+        let over_ip = limits.max_per_ip > 0 && *mine >= limits.max_per_ip;
+        if *total >= limits.max_connections || (over_ip && !crate::gate::exempt(ip)) {
             if *mine == 0 {
                 per_ip.remove(&ip);
             }
@@ -55,6 +55,17 @@ impl Counter {
         *total += 1;
         *mine += 1;
         Some(Slot(self.clone(), ip))
+    }
+}
+
+impl Counter {
+    fn count(&self, ip: IpAddr) -> usize {
+        self.0
+            .lock()
+            .expect("counter lock")
+            .get(&ip)
+            .copied()
+            .unwrap_or(0)
     }
 }
 
@@ -100,8 +111,20 @@ pub async fn accept_loop<F, Fut>(
             continue;
         }
         let Some(slot) = counter.take(peer.ip(), &limits) else {
-            tracing::warn!(role, remote = %peer, "connection limit reached; refused");
-            let busy = limits.busy_reply.clone();
+            // Per address (Postfix smtpd_client_connection_count_limit, Dovecot
+            // mail_max_userip_connections) or for the whole role.
+            let busy = if counter.count(peer.ip()) >= limits.max_per_ip && limits.max_per_ip > 0 {
+                let why = format!(
+                    "too many connections from {}: at most {} at a time",
+                    peer.ip(),
+                    limits.max_per_ip
+                );
+                tracing::warn!(role, remote = %peer, reason = %why, "connection refused");
+                (limits.refused_reply)(&why)
+            } else {
+                tracing::warn!(role, remote = %peer, "connection limit reached; refused");
+                limits.busy_reply.clone()
+            };
             tokio::spawn(async move {
                 let _ = tokio::time::timeout(Duration::from_secs(5), stream.write_all(&busy)).await;
             });

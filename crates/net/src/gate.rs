@@ -12,17 +12,42 @@ pub trait Gate: Send + Sync {
     fn refused(&self, ip: IpAddr) -> Option<String>;
     /// A failed login on `service` from `ip` for `user`.
     fn auth_failed(&self, service: &str, ip: IpAddr, user: &str);
-    /// One more recipient from `ip` (and the authenticated `account`, if any); `new_message`
-    /// for the first recipient of a transaction. Why it must wait, when a rate is spent.
-    fn recipient(&self, ip: IpAddr, account: Option<&str>, new_message: bool) -> Option<String> {
-        let _ = (ip, account, new_message);
+    /// One more recipient; why it must wait, when a rate is spent.
+    fn recipient(&self, sending: &Sending<'_>) -> Option<String> {
+        let _ = sending;
         None
+    }
+    /// True when `ip` is on the allow list: no per-address limit nor check applies to it.
+    fn exempt(&self, ip: IpAddr) -> bool {
+        let _ = ip;
+        false
     }
 }
 
+/// A recipient about to be accepted, for the rates of [`Gate::recipient`].
+#[derive(Debug, Clone, Copy)]
+pub struct Sending<'a> {
+    pub ip: IpAddr,
+    /// The authenticated account, if any.
+    pub account: Option<&'a str>,
+    /// The domain of the envelope sender; None for the null sender.
+    pub sender_domain: Option<&'a str>,
+    /// The first recipient of a transaction (a new message).
+    pub new_message: bool,
+}
+
 /// [`Gate::recipient`] of the installed gate; None without one.
-pub fn recipient(ip: IpAddr, account: Option<&str>, new_message: bool) -> Option<String> {
-    get().and_then(|g| g.recipient(ip.to_canonical(), account, new_message))
+pub fn recipient(sending: &Sending<'_>) -> Option<String> {
+    let sending = Sending {
+        ip: sending.ip.to_canonical(),
+        ..*sending
+    };
+    get().and_then(|g| g.recipient(&sending))
+}
+
+/// [`Gate::exempt`] of the installed gate; false without one.
+pub fn exempt(ip: IpAddr) -> bool {
+    get().is_some_and(|g| g.exempt(ip.to_canonical()))
 }
 
 static GATE: OnceLock<Arc<dyn Gate>> = OnceLock::new();

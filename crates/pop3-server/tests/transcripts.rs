@@ -302,7 +302,7 @@ async fn per_ip_connection_cap() {
     let mut second = Client::connect(&target).await;
     assert_eq!(
         second.line("refusal").await,
-        "-ERR [SYS/TEMP] too many connections, try again later"
+        "-ERR [SYS/TEMP] too many connections from 127.0.0.1: at most 1 at a time"
     );
     assert!(second.read_line().await.is_none());
 }

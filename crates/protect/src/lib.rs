@@ -11,6 +11,9 @@
 //! fail2ban.
 #![forbid(unsafe_code)]
 
+pub mod checks;
+pub mod filter;
+
 use facteur_store::Store;
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -41,6 +44,8 @@ pub struct BanOptions {
     /// Per authenticated account, wherever it connects from; 0: no limit.
     pub account_messages_per_minute: u32,
     pub account_recipients_per_minute: u32,
+    /// Per envelope sender domain, wherever it comes from; 0: no limit.
+    pub sender_domain_messages_per_minute: u32,
 }
 
 /// An address and prefix length (`192.0.2.0/24`, `2001:db8::/32`, or one address).
@@ -278,12 +283,23 @@ impl Bans {
 }
 
 impl facteur_net::gate::Gate for Bans {
-    fn recipient(&self, ip: IpAddr, account: Option<&str>, new_message: bool) -> Option<String> {
+    fn exempt(&self, ip: IpAddr) -> bool {
+        self.allowed(ip)
+    }
+
+    fn recipient(&self, sending: &facteur_net::gate::Sending<'_>) -> Option<String> {
+        let facteur_net::gate::Sending {
+            ip,
+            account,
+            sender_domain,
+            new_message,
+        } = *sending;
         let o = &self.options;
         if o.messages_per_minute == 0
             && o.recipients_per_minute == 0
             && o.account_messages_per_minute == 0
             && o.account_recipients_per_minute == 0
+            && o.sender_domain_messages_per_minute == 0
         {
             return None;
         }
@@ -295,6 +311,15 @@ impl facteur_net::gate::Gate for Bans {
                 o.account_recipients_per_minute,
             );
             let key = format!("account {}", account.to_ascii_lowercase());
+            if let Some(why) = self.over_sending(&mut state, &key, limits, new_message, now) {
+                return Some(why);
+            }
+        }
+        if let Some(domain) = sender_domain
+            && o.sender_domain_messages_per_minute > 0
+        {
+            let limits = (o.sender_domain_messages_per_minute, 0);
+            let key = format!("sender domain {}", domain.to_ascii_lowercase());
             if let Some(why) = self.over_sending(&mut state, &key, limits, new_message, now) {
                 return Some(why);
             }

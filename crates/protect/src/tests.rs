@@ -1,5 +1,5 @@
 use super::*;
-use facteur_net::gate::Gate;
+use facteur_net::gate::{Gate, Sending};
 
 fn store(name: &str) -> (Store, std::path::PathBuf) {
     let dir = std::env::temp_dir().join(format!("facteur-protect-{name}-{}", std::process::id()));
@@ -25,6 +25,7 @@ fn options(allow: &[&str]) -> BanOptions {
         recipients_per_minute: 0,
         account_messages_per_minute: 0,
         account_recipients_per_minute: 0,
+        sender_domain_messages_per_minute: 0,
     }
 }
 
@@ -170,6 +171,7 @@ fn messages_and_recipients_per_address_and_per_account() {
             messages_per_minute: 2,
             recipients_per_minute: 5,
             account_messages_per_minute: 1,
+            sender_domain_messages_per_minute: 2,
             ..options(&["192.0.2.99"])
         },
         store,
@@ -203,19 +205,32 @@ fn messages_and_recipients_per_address_and_per_account() {
             .is_none()
     );
     // Through the gate: an account's limit applies from any address, the allow list included.
-    let ok = bans.recipient(
-        "192.0.2.99".parse().unwrap(),
-        Some("alice@example.test"),
-        true,
-    );
+    let sending = |account, domain| Sending {
+        ip: "192.0.2.99".parse().unwrap(),
+        account,
+        sender_domain: domain,
+        new_message: true,
+    };
+    let ok = bans.recipient(&sending(Some("alice@example.test"), None));
     assert!(ok.is_none());
     let why = bans
-        .recipient(
-            "192.0.2.99".parse().unwrap(),
-            Some("Alice@example.test"),
-            true,
-        )
+        .recipient(&sending(Some("Alice@example.test"), None))
         .unwrap();
     assert!(why.contains("account alice@example.test"), "{why}");
+    // A sender domain's limit (2 a minute here) applies whoever sends.
+    assert!(
+        bans.recipient(&sending(None, Some("flood.example")))
+            .is_none()
+    );
+    assert!(
+        bans.recipient(&sending(None, Some("Flood.example")))
+            .is_none()
+    );
+    let why = bans
+        .recipient(&sending(None, Some("flood.example")))
+        .unwrap();
+    assert!(why.contains("sender domain flood.example"), "{why}");
+    assert!(bans.exempt("192.0.2.99".parse().unwrap()));
+    assert!(!bans.exempt("192.0.2.1".parse().unwrap()));
     let _ = std::fs::remove_dir_all(dir);
 }

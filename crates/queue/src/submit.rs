@@ -76,6 +76,7 @@ pub async fn submit(
         enforce_quota: false,
         added_fields: "",
         junk: false,
+        per_account: &[],
     };
     let report = facteur_delivery::deliver_and_queue(store, blob, &envelope, &recipients, outbound)
         .await

@@ -75,6 +75,7 @@ fn mx(site: &Site, listener: tokio::net::TcpListener, shutdown: &Shutdown) {
         auth: None,
         dkim: Default::default(),
         srs: None,
+        filter: None,
     });
     tokio::spawn(facteur_smtp_server::serve(listener, ctx));
 }
@@ -148,6 +149,7 @@ async fn queue(sender: &Site, id: &str, to: &[&str]) {
         enforce_quota: false,
         added_fields: "",
         junk: false,
+        per_account: &[],
     };
     let outbound = QueuedMessage {
         queue_id: id.into(),
@@ -422,6 +424,7 @@ async fn eight_bit_messages_are_downgraded_for_servers_without_8bitmime() {
         enforce_quota: false,
         added_fields: "",
         junk: false,
+        per_account: &[],
     };
     let outbound = QueuedMessage {
         queue_id: "Q8".into(),

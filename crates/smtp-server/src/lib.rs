@@ -70,6 +70,9 @@ pub struct Context {
     pub dkim: DkimSigning,
     /// SRS for mail forwarded outside (`[forwarding]`); None: envelope senders kept as they are.
     pub srs: Option<SrsSettings>,
+    /// Connection checks, greylisting, virus and spam filters, milters (`[checks]`,
+    /// `[greylist]`, `[antivirus]`, `[spam]`, `[milter]`); None: none.
+    pub filter: Option<Arc<facteur_protect::filter::Filter>>,
 }
 
 /// The Sender Rewriting Scheme's settings; the SRS domain is the forwarding alias's domain.
@@ -98,7 +101,7 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Context>) {
     facteur_smtp_session::reply::too_busy(&ctx.hostname).write_to(&mut busy);
     let limits = facteur_net::Limits {
         max_connections: ctx.settings.max_connections,
-        max_per_ip: 0,
+        max_per_ip: ctx.settings.max_connections_per_ip,
         busy_reply: busy,
         // RFC 5321 §3.1 / RFC 3463 X.7.0: refused for policy, for now (421 closes).
         refused_reply: |why| format!("421 4.7.0 {why}\r\n").into_bytes(),

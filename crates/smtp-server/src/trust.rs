@@ -29,6 +29,11 @@ pub(crate) struct Checked {
     pub added_fields: String,
     /// File into Junk (DMARC quarantine).
     pub junk: bool,
+    /// The results, for the filters after.
+    pub results: facteur_model::authresults::AuthResults,
+    /// Octets before the message as received in the writer now (our Received field, and an
+    /// ARC set when sealed).
+    pub prefix_len: usize,
 }
 
 /// The MX's checks on the message in `writer` (our Received field first, `trace_len` octets;
@@ -100,6 +105,7 @@ pub(crate) async fn check_inbound(
             Err(e) => tracing::warn!(%queue_id, %domain, error = %e, "cannot ARC-seal"),
         }
     }
+    let prefix_len = trace.len() + seal.as_ref().map_or(0, |s| s.len());
     let fresh = if clean.is_some() || seal.is_some() {
         let mut fresh = store.blob_writer();
         if let Some(set) = &seal {
@@ -118,6 +124,8 @@ pub(crate) async fn check_inbound(
     Ok(Checked {
         added_fields: verdict.header,
         junk: matches!(verdict.action, Action::Junk { .. }),
+        results: verdict.results,
+        prefix_len,
     })
 }
 

@@ -51,6 +51,7 @@ async fn start(name: &str) -> TestServer {
         timeout_secs: 30,
         max_errors: 20,
         max_connections: 100,
+        max_connections_per_ip: 0,
     };
     start_with(name, settings).await
 }
@@ -133,6 +134,7 @@ async fn start_with(name: &str, settings: facteur_config::Smtp) -> TestServer {
             auth: None,
             dkim: Default::default(),
             srs: None,
+            filter: None,
         });
         tokio::spawn(facteur_smtp_server::serve(listener, ctx));
     }

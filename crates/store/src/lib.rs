@@ -14,6 +14,7 @@ mod bans;
 mod blob;
 mod check;
 mod directory;
+mod filter;
 mod imap;
 mod mailbox;
 mod queue;
@@ -27,6 +28,7 @@ pub use bans::Ban;
 pub use blob::{Blob, BlobHash, BlobWriter};
 pub use check::CheckReport;
 pub use directory::{AccountRecord, AliasRecord};
+pub use filter::{BayesCounts, GreylistTimes, Greylisted};
 pub use imap::{
     FlagOp, MailboxChanges, MailboxCounts, MailboxRow, SearchRow, StoreOutcome, ViewEntry,
     apply_flags,

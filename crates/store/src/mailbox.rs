@@ -175,6 +175,21 @@ impl Store {
         Ok(removed)
     }
 
+    /// The hash of the message's shared content (hex), the same for every copy: what names a
+    /// message learnt by a spam classifier wherever the user moves it.
+    pub fn message_key(&self, mailbox: MailboxId, uid: Uid) -> Result<Option<String>> {
+        let hash: Option<Vec<u8>> = self.read(|c| {
+            Ok(c.prepare_cached(
+                "SELECT blob_hash FROM messages WHERE mailbox_id = ?1 AND uid = ?2",
+            )?
+            .query_row(params![mailbox.0, uid.0], |r| r.get(0))
+            .optional()?)
+        })?;
+        Ok(hash
+            .and_then(|h| BlobHash::from_slice(&h))
+            .map(|h| h.to_hex()))
+    }
+
     /// The whole message as a client sees it: the copy's prefix, then the shared blob.
     pub fn message_content(&self, mailbox: MailboxId, uid: Uid) -> Result<Vec<u8>> {
         type Row = (Vec<u8>, Vec<u8>, Option<Vec<u8>>);

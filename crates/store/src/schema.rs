@@ -235,6 +235,35 @@ const MIGRATIONS: &[&str] = &[
         created INTEGER NOT NULL
     ) WITHOUT ROWID;
     ",
+    // 12: greylisting (RFC 6647) and each account's Bayesian spam statistics.
+    "
+    CREATE TABLE greylist (
+        triplet TEXT PRIMARY KEY,          -- client network, sender, recipient
+        first INTEGER NOT NULL,            -- Unix time of the first attempt
+        last INTEGER NOT NULL,
+        passed INTEGER NOT NULL DEFAULT 0  -- 1 once retried in the window
+    ) WITHOUT ROWID;
+    CREATE INDEX greylist_last ON greylist(last);
+    -- Client networks and sender domains that retried: not greylisted again until `until`.
+    CREATE TABLE greylist_allowed (
+        key TEXT PRIMARY KEY,              -- `net NETWORK SENDER-DOMAIN` or `domain DOMAIN`
+        until INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE bayes_tokens (
+        account INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        token INTEGER NOT NULL,            -- facteur_spam::bayes token hash (a u64 as i64)
+        spam INTEGER NOT NULL,
+        ham INTEGER NOT NULL,
+        PRIMARY KEY (account, token)
+    ) WITHOUT ROWID;
+    CREATE TABLE bayes_learned (
+        account INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        message TEXT NOT NULL,             -- the blob hash of the message learned
+        spam INTEGER NOT NULL,             -- 1 learned as spam, 0 as ham
+        at INTEGER NOT NULL,
+        PRIMARY KEY (account, message)
+    ) WITHOUT ROWID;
+    ",
 ];
 
 /// Brings the schema to the newest version, one transaction per migration.

@@ -485,3 +485,66 @@ async fn queue_attempts_deferrals_hold_and_removal() {
     assert!(report.is_consistent(), "{report:?}");
     assert_eq!(report.blobs, 0, "the blob went with the message");
 }
+
+const GREY: facteur_store::GreylistTimes = facteur_store::GreylistTimes {
+    delay: 0,
+    window: 3600,
+    allow: 86_400,
+};
+
+#[test]
+fn greylisting_defers_then_passes_then_allows() {
+    use facteur_store::Greylisted;
+    let t = temp_store("greylist", 0);
+    let store = &t.store;
+    let triplets = ["192.0.2.0/24 a@example.org b@example.com".to_string()];
+    let slow = facteur_store::GreylistTimes { delay: 300, ..GREY };
+    let first = store.greylist(
+        &triplets,
+        "net k",
+        &["domain example.org".to_string()],
+        slow,
+    );
+    assert_eq!(first.unwrap(), Greylisted::Defer(300));
+    // Too early: still deferred, with the time left.
+    match store.greylist(&triplets, "net k", &[], slow).unwrap() {
+        Greylisted::Defer(n) => assert!((299..=300).contains(&n), "{n}"),
+        other => panic!("{other:?}"),
+    }
+    // Without a delay the retry passes, and the network and domain are remembered.
+    assert!(!store.greylist_allowed("domain example.org").unwrap());
+    let again = store.greylist(
+        &triplets,
+        "net k",
+        &["domain example.org".to_string()],
+        GREY,
+    );
+    assert_eq!(again.unwrap(), Greylisted::Passed);
+    assert!(store.greylist_allowed("domain example.org").unwrap());
+    let other = ["192.0.2.0/24 a@example.org c@example.com".to_string()];
+    assert_eq!(
+        store.greylist(&other, "net k", &[], slow).unwrap(),
+        Greylisted::Allowed
+    );
+}
+
+#[test]
+fn bayes_learns_and_relearns() {
+    let t = temp_store("bayes", 0);
+    let store = &t.store;
+    store
+        .add_domain(&Domain::parse("example.com").unwrap())
+        .unwrap();
+    let account = store.add_account(&addr("u@example.com"), "h", 0).unwrap();
+    store.bayes_learn(account, "m1", &[1, 2], true).unwrap();
+    assert!(!store.bayes_learn(account, "m1", &[1, 2], true).unwrap());
+    store.bayes_learn(account, "m2", &[2, 3], false).unwrap();
+    let c = store.bayes_counts(account, &[1, 2, 3, 4]).unwrap();
+    assert_eq!((c.spam, c.ham), (1, 1));
+    assert_eq!(c.tokens, vec![(1, 0), (1, 1), (0, 1), (0, 0)]);
+    // Moved out of Junk: m1 becomes ham.
+    assert!(store.bayes_learn(account, "m1", &[1, 2], false).unwrap());
+    let c = store.bayes_counts(account, &[1, 2, 3]).unwrap();
+    assert_eq!((c.spam, c.ham), (0, 2));
+    assert_eq!(c.tokens, vec![(0, 1), (0, 2), (0, 1)]);
+}

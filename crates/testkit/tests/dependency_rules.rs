@@ -28,6 +28,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "facteur-smtp-server",
         &[
+            "facteur-protect",
             "facteur-trust",
             "facteur-smtp-session",
             "facteur-net",
@@ -68,8 +69,19 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("facteur-trust", &["facteur-dns", "facteur-model"]),
     (
         "facteur-protect",
-        &["facteur-net", "facteur-store", "facteur-model"],
+        &[
+            "facteur-milter",
+            "facteur-scan",
+            "facteur-spam",
+            "facteur-dns",
+            "facteur-net",
+            "facteur-store",
+            "facteur-model",
+        ],
     ),
+    ("facteur-milter", &[]),
+    ("facteur-scan", &[]),
+    ("facteur-spam", &[]),
     (
         "facteur-admin",
         &[

@@ -264,6 +264,8 @@ pub struct Verdict {
     /// With several From domains, the one that decided the action (else the first with a
     /// record).
     pub dmarc: Option<DmarcEvaluation>,
+    /// The results again, for the filters that come after (spam scoring, greylisting).
+    pub results: facteur_model::authresults::AuthResults,
 }
 
 /// What the checks and the [`Policy`] make of a message.
@@ -469,11 +471,42 @@ impl Checker {
             .filter(|c| c.evaluation.is_some())
             .max_by_key(|c| c.disposition)
             .and_then(|c| c.evaluation.clone());
+        let mut results = facteur_model::authresults::AuthResults {
+            spf: spf_name(spf.mfrom().result()),
+            ..Default::default()
+        };
+        if results.spf == "pass" {
+            let domain = mail_from.rsplit_once('@').map_or(helo, |(_, d)| d);
+            results.authenticated.push(domain.to_ascii_lowercase());
+        }
+        for output in &dkim {
+            let d = output
+                .signature()
+                .map(|s| s.d.to_ascii_lowercase())
+                .unwrap_or_default();
+            let result = dkim_name(output.result());
+            if result == "pass" && !d.is_empty() {
+                results.authenticated.push(d.clone());
+            }
+            results.dkim.push((d, result));
+        }
+        for check in &dmarc {
+            let name = check.outcome.as_str();
+            if name == "pass" && !check.domain.is_empty() {
+                results
+                    .authenticated
+                    .push(check.domain.to_ascii_lowercase());
+            }
+            results.dmarc.push((check.domain.clone(), name));
+        }
+        results.authenticated.sort();
+        results.authenticated.dedup();
         Verdict {
             header: render(&inner.hostname, &lines),
             action,
             summary,
             dmarc: decided,
+            results,
         }
     }
 }

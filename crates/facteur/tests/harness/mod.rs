@@ -179,6 +179,13 @@ impl Site {
             (false, true) => "[dns]\nnameservers = [\"127.0.0.1:9\"]\n",
             (false, false) => "[dns]\nnameservers = [\"127.0.0.1:9\"]\n[auth]\nenabled = false\n",
         };
+        // Nor does the MX's unknown-sender-domain check (a temporary failure without DNS),
+        // for clients off the allow list, unless the test configures `[checks]`.
+        let dns = if self.sections.contains("[dns]") || self.sections.contains("[checks]") {
+            dns.to_string()
+        } else {
+            format!("{dns}[checks]\nsender_unknown_domain = \"off\"\n")
+        };
         let text = format!(
             "{hostname}data_dir = \"{}\"\n{grace}{}\n\
              [listen]\nsmtp = {}\nlmtp = {}\npop3 = {}\npop3s = []\nimap = {}\nimaps = []\n\

@@ -84,6 +84,7 @@ pub fn mx(
         auth: None,
         dkim: Default::default(),
         srs: None,
+        filter: None,
     });
     tokio::spawn(facteur_smtp_server::serve(listener, ctx));
 }
@@ -99,6 +100,7 @@ pub async fn queue(store: &Store, id: &str, to: &str) {
         enforce_quota: false,
         added_fields: "",
         junk: false,
+        per_account: &[],
     };
     let outbound = QueuedMessage {
         queue_id: id.into(),
