@@ -13,6 +13,7 @@ mod jwks;
 mod privileges;
 mod queue_cli;
 mod serve;
+mod spam_cli;
 mod tls;
 mod tls_report;
 
@@ -61,6 +62,9 @@ enum Command {
     /// Addresses every role refuses: brute-force bans and your own.
     #[command(subcommand)]
     Ban(ban_cli::BanCommand),
+    /// The spam classifier: learn messages as spam or ham for an account, score a message.
+    #[command(subcommand)]
+    Spam(spam_cli::SpamCommand),
     /// DKIM signing keys: generate, show what DNS must publish, rotate, remove.
     #[command(subcommand)]
     Dkim(dkim_cli::DkimCommand),
@@ -104,6 +108,7 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Explain(a) => admin::explain(a),
         Command::Dkim(c) => dkim_cli::dkim(&config, c),
         Command::Ban(c) => ban_cli::ban(&config, c),
+        Command::Spam(c) => spam_cli::spam(&config, c),
         Command::Dmarc(c) => dmarc::dmarc(&config, c),
         Command::Queue(c) => queue_cli::queue(&config, c),
     }

@@ -345,3 +345,65 @@ fn bayes_learns_from_messages_moved_into_and_out_of_junk() {
     let status = header(&museum.1, "X-Spam-Status").unwrap();
     assert!(status.contains("BAYES_0"), "{status}");
 }
+
+/// `facteur spam learn` teaches an account from files, as sa-learn does; `spam check` shows
+/// the score, the rules that fired and where the message would go.
+#[test]
+fn spam_learn_and_check_from_the_command_line() {
+    let site = Site::with_ports(
+        "spam-cli",
+        "",
+        "[spam]\nbayes_min_learned = 3\n",
+        Ports::none(),
+    );
+    site.setup(&["alice@example.test"]);
+    let write = |name: &str, subject: &str, body: &str| {
+        let path = site.dir.join(name);
+        std::fs::write(&path, message("carol@sender.example", subject, body)).unwrap();
+        path.display().to_string()
+    };
+    let spam: Vec<String> = SPAMMY[..3]
+        .iter()
+        .enumerate()
+        .map(|(i, b)| write(&format!("spam{i}.eml"), &format!("Offer {i}"), b))
+        .collect();
+    let ham: Vec<String> = HAMMY[..3]
+        .iter()
+        .enumerate()
+        .map(|(i, b)| write(&format!("ham{i}.eml"), &format!("School {i}"), b))
+        .collect();
+    let mut args = vec!["spam", "learn", "--spam", "alice@example.test"];
+    args.extend(spam.iter().map(String::as_str));
+    let out = site.must(&args, None);
+    assert!(out.contains("3 message(s) learnt as spam"), "{out}");
+    // Learnt once: the same files again change nothing.
+    let out = site.must(&args, None);
+    assert!(out.contains("0 message(s) learnt as spam"), "{out}");
+    let mut args = vec!["spam", "learn", "--ham", "alice@example.test"];
+    args.extend(ham.iter().map(String::as_str));
+    let out = site.must(&args, None);
+    assert!(out.contains("has taught 3 spam and 3 ham"), "{out}");
+
+    let new = write("new.eml", "Offer 4", SPAMMY[3]);
+    let out = site.must(
+        &["spam", "check", "--account", "alice@example.test", &new],
+        None,
+    );
+    assert!(out.contains("BAYES_99"), "{out}");
+    assert!(out.contains("filed into Junk"), "{out}");
+    let gtube = write("gtube.eml", "Test", GTUBE);
+    let out = site.must(&["spam", "check", &gtube], None);
+    assert!(out.contains("X-Spam-Flag: YES"), "{out}");
+    assert!(out.contains("refused at SMTP time"), "{out}");
+    // Not an account: said plainly.
+    let out = site.cli(
+        &["spam", "learn", "--spam", "nobody@example.test", &new],
+        None,
+    );
+    assert!(!out.ok);
+    assert!(
+        out.stderr.contains("no account nobody@example.test"),
+        "{}",
+        out.stderr
+    );
+}

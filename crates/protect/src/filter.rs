@@ -712,7 +712,8 @@ impl Filter {
     }
 
     /// Learns `content` (a message of `account`, `key` its blob hash) as spam or ham for the
-    /// account's Bayesian classifier: the user moved it into or out of Junk.
+    /// account's Bayesian classifier: the user moved it into or out of Junk. Nothing when the
+    /// built-in classifier is not in use.
     pub fn learn(&self, account: AccountId, key: &str, content: &[u8], spam: bool) {
         let Some(options) = &self.options.spam else {
             return;
@@ -720,15 +721,26 @@ impl Filter {
         if !options.bayes || !matches!(options.engine, SpamEngine::Builtin) {
             return;
         }
-        let tokens = facteur_spam::bayes::tokens(content);
-        match self.store.bayes_learn(account, key, &tokens, spam) {
-            Ok(true) => {
-                tracing::info!(account = account.0, message = %key, kind = %if spam { "spam" } else { "ham" }, "learnt")
-            }
-            Ok(false) => {}
-            Err(e) => tracing::warn!(error = %e, "cannot learn a message"),
+        if let Err(e) = learn(&self.store, account, key, content, spam) {
+            tracing::warn!(error = %e, "cannot learn a message");
         }
     }
+}
+
+/// Learns one message for `account`'s classifier; false when it was learnt so already.
+pub fn learn(
+    store: &Store,
+    account: AccountId,
+    key: &str,
+    content: &[u8],
+    spam: bool,
+) -> Result<bool, facteur_store::StoreError> {
+    let tokens = facteur_spam::bayes::tokens(content);
+    let learnt = store.bayes_learn(account, key, &tokens, spam)?;
+    if learnt {
+        tracing::info!(account = account.0, message = %key, kind = %if spam { "spam" } else { "ham" }, "learnt");
+    }
+    Ok(learnt)
 }
 
 fn spam_refusal(score: f64, threshold: f64) -> Refusal {

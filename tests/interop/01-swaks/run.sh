@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # swaks delivers to facteur's MX over plain SMTP and over STARTTLS; what is stored is the
-# original message, byte for byte, under the trace headers facteur adds (Return-Path,
-# Delivered-To, Received). Unknown users and other domains are refused with 550.
+# original message, byte for byte, under the fields facteur adds (Return-Path,
+# Delivered-To, the X-Spam-* fields of its spam scoring, Received). Unknown users and other
+# domains are refused with 550.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../../.." && pwd)
@@ -61,10 +62,16 @@ strip_trace() {
     python3 - "$1" <<'PY'
 import sys, re
 data = open(sys.argv[1], "rb").read()
-for name in (b"Return-Path", b"Delivered-To", b"Received"):
-    m = re.match(rb"(?s)" + name + rb":[^\r\n]*\r\n(?:[ \t][^\r\n]*\r\n)*", data)
-    assert m, (name, data[:200])
-    data = data[m.end():]
+def field(name):
+    return re.match(rb"(?s)" + name + rb":[^\r\n]*\r\n(?:[ \t][^\r\n]*\r\n)*", data)
+# Return-Path, Delivered-To, the spam filter's X-Spam-* fields (MX only), then Received.
+for name in (b"Return-Path", b"Delivered-To", b"X-Spam-[A-Za-z-]+", b"Received"):
+    m = field(name)
+    # The X-Spam-* fields come from the MX's spam scoring only (not over LMTP).
+    assert m or name.startswith(b"X-Spam"), (name, data[:200])
+    while m:
+        data = data[m.end():]
+        m = name.startswith(b"X-Spam") and field(name)
 sys.stdout.buffer.write(data)
 PY
 }
