@@ -310,6 +310,9 @@ pub struct Protect {
     /// Failed logins from one address (an IPv6 /64) within `ban_window_minutes` that ban it;
     /// 0: never.
     pub ban_after: usize,
+    /// Failed logins for one account within `ban_window_minutes`, from any address, past
+    /// which each further failure for it bans its address at once; 0: not counted.
+    pub ban_account_after: usize,
     pub ban_window_minutes: u64,
     /// The first ban's length; each further ban within a day doubles it.
     pub ban_minutes: u64,
@@ -334,6 +337,7 @@ impl Default for Protect {
     fn default() -> Self {
         Protect {
             ban_after: 10,
+            ban_account_after: 30,
             ban_window_minutes: 10,
             ban_minutes: 15,
             ban_max_hours: 24,

@@ -198,6 +198,7 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
         let bans = facteur_protect::Bans::new(
             facteur_protect::BanOptions {
                 after: config.protect.ban_after,
+                account_after: config.protect.ban_account_after,
                 window: Duration::from_secs(config.protect.ban_window_minutes.max(1) * 60),
                 first: Duration::from_secs(config.protect.ban_minutes.max(1) * 60),
                 max: Duration::from_secs(config.protect.ban_max_hours.max(1) * 3600),

@@ -28,6 +28,9 @@ pub const REFRESH: Duration = Duration::from_secs(5);
 pub struct BanOptions {
     /// Failed logins from one address within `window` that ban it; 0: never.
     pub after: usize,
+    /// Failed logins for one account within `window`, from any address, past which each
+    /// further failure for it bans its address at once; 0: not counted.
+    pub account_after: usize,
     pub window: Duration,
     /// The first ban's length; each further one within a day doubles it.
     pub first: Duration,
@@ -103,6 +106,8 @@ pub fn ban_key(ip: IpAddr) -> String {
 struct State {
     /// Recent failures per ban key.
     failures: HashMap<String, VecDeque<Instant>>,
+    /// Recent failures per account name (lower case), from any address.
+    account_failures: HashMap<String, VecDeque<Instant>>,
     /// Bans in force: key -> (until, Unix time; reason).
     bans: HashMap<String, (i64, String)>,
     /// When each key was last banned (for the doubling), and how many times within a day.
@@ -166,26 +171,58 @@ impl Bans {
         self.options.allow.iter().any(|n| n.contains(ip))
     }
 
-    /// Records a failed login at `now`; returns the ban it caused, if any: (key, until, reason).
-    fn failure_at(&self, ip: IpAddr, now: Instant, unix: i64) -> Option<(String, i64, String)> {
+    /// Records a failed login for `user` at `now`; returns the ban it caused, if any: (key,
+    /// until, reason). Failures are counted per address and per account: once an account
+    /// has had `account_after` failures within the window from anywhere (guessing spread over
+    /// many addresses), each further failure for it bans its address at once.
+    fn failure_at(
+        &self,
+        ip: IpAddr,
+        user: &str,
+        now: Instant,
+        unix: i64,
+    ) -> Option<(String, i64, String)> {
         if self.options.after == 0 || self.allowed(ip) {
             return None;
         }
         let key = ban_key(ip);
         let mut state = self.state();
         let window = self.options.window;
-        let times = state.failures.entry(key.clone()).or_default();
-        times.push_back(now);
-        while times
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > window)
-        {
-            times.pop_front();
+        let recent = |times: &mut VecDeque<Instant>| {
+            times.push_back(now);
+            while times
+                .front()
+                .is_some_and(|t| now.duration_since(*t) > window)
+            {
+                times.pop_front();
+            }
+            times.len()
+        };
+        let mut attacked = None;
+        if self.options.account_after > 0 && !user.is_empty() {
+            let account = user.to_lowercase();
+            if state.account_failures.len() > 100_000 {
+                state
+                    .account_failures
+                    .retain(|_, t| t.back().is_some_and(|l| now.duration_since(*l) <= window));
+            }
+            let entry = state.account_failures.entry(account.clone()).or_default();
+            let n = recent(entry);
+            if n > self.options.account_after {
+                attacked = Some((account, n));
+            }
         }
-        if times.len() < self.options.after {
+        let times = state.failures.entry(key.clone()).or_default();
+        let mine = recent(times);
+        if mine < self.options.after && attacked.is_none() {
             return None;
         }
-        let count = times.len();
+        if let Some((account, n)) = &attacked
+            && mine < self.options.after
+        {
+            tracing::warn!(account = %account, failures = n, remote = %key,
+                "account under attack: failed logins from many addresses; each new one is banned at its first failure");
+        }
         state.failures.remove(&key);
         // Each ban within a day of the last one lasts twice as long.
         let day = Duration::from_secs(86_400);
@@ -205,10 +242,13 @@ impl Bans {
             .saturating_mul(1u32.checked_shl(repeat.min(20)).unwrap_or(u32::MAX))
             .min(self.options.max);
         let until = unix + length.as_secs() as i64;
-        let reason = format!(
-            "{count} failed logins within {} minutes",
-            window.as_secs().div_ceil(60)
-        );
+        let minutes = window.as_secs().div_ceil(60);
+        let reason = match attacked {
+            Some((account, n)) if mine < self.options.after => format!(
+                "a failed login for {account}, which had {n} from many addresses within {minutes} minutes"
+            ),
+            _ => format!("{mine} failed logins within {minutes} minutes"),
+        };
         state.bans.insert(key.clone(), (until, reason.clone()));
         Some((key, until, reason))
     }
@@ -351,10 +391,13 @@ impl facteur_net::gate::Gate for Bans {
         self.over_rate(&mut state, &key, now)
     }
 
-    fn auth_failed(&self, service: &str, ip: IpAddr, _user: &str) {
-        let Some((key, until, reason)) =
-            self.failure_at(ip, Instant::now(), facteur_model::calendar::unix_now())
-        else {
+    fn auth_failed(&self, service: &str, ip: IpAddr, user: &str) {
+        let Some((key, until, reason)) = self.failure_at(
+            ip,
+            user,
+            Instant::now(),
+            facteur_model::calendar::unix_now(),
+        ) else {
             return;
         };
         tracing::warn!(remote = %key, service, until, %reason, "banned: every protocol refuses it until then");

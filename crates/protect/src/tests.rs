@@ -16,6 +16,7 @@ fn store(name: &str) -> (Store, std::path::PathBuf) {
 fn options(allow: &[&str]) -> BanOptions {
     BanOptions {
         after: 3,
+        account_after: 0,
         window: Duration::from_secs(600),
         first: Duration::from_secs(900),
         max: Duration::from_secs(3600),
@@ -36,23 +37,23 @@ fn failures_within_the_window_ban_and_bans_double_up_to_the_maximum() {
     let ip: IpAddr = "192.0.2.7".parse().unwrap();
     let t0 = Instant::now();
     // Two, then the third after the window: no ban (the first has aged out).
-    assert!(bans.failure_at(ip, t0, 1000).is_none());
+    assert!(bans.failure_at(ip, "", t0, 1000).is_none());
     assert!(
-        bans.failure_at(ip, t0 + Duration::from_secs(10), 1010)
+        bans.failure_at(ip, "", t0 + Duration::from_secs(10), 1010)
             .is_none()
     );
     assert!(
-        bans.failure_at(ip, t0 + Duration::from_secs(700), 1700)
+        bans.failure_at(ip, "", t0 + Duration::from_secs(700), 1700)
             .is_none()
     );
     assert!(bans.refused(ip).is_none());
     // Three within ten minutes (700, 710, 720): banned for the first length.
     assert!(
-        bans.failure_at(ip, t0 + Duration::from_secs(710), 1710)
+        bans.failure_at(ip, "", t0 + Duration::from_secs(710), 1710)
             .is_none()
     );
     let (key, until, reason) = bans
-        .failure_at(ip, t0 + Duration::from_secs(720), 1720)
+        .failure_at(ip, "", t0 + Duration::from_secs(720), 1720)
         .expect("a ban");
     assert_eq!(key, "192.0.2.7");
     assert_eq!(until, 1720 + 900);
@@ -63,7 +64,7 @@ fn failures_within_the_window_ban_and_bans_double_up_to_the_maximum() {
         let at = t0 + Duration::from_secs(1000 * round);
         let mut ban = None;
         for i in 0..3 {
-            ban = bans.failure_at(ip, at + Duration::from_secs(i), 5000);
+            ban = bans.failure_at(ip, "", at + Duration::from_secs(i), 5000);
         }
         lengths.push(ban.expect("banned again").1 - 5000);
     }
@@ -80,7 +81,7 @@ fn ipv6_clients_are_counted_by_their_64_and_the_allow_list_is_never_banned() {
         .iter()
         .enumerate()
     {
-        let banned = bans.failure_at(ip.parse().unwrap(), Instant::now(), 100 + i as i64);
+        let banned = bans.failure_at(ip.parse().unwrap(), "", Instant::now(), 100 + i as i64);
         assert_eq!(banned.is_some(), i == 2, "{ip}");
     }
     assert_eq!(
@@ -92,7 +93,7 @@ fn ipv6_clients_are_counted_by_their_64_and_the_allow_list_is_never_banned() {
     for ip in ["198.51.100.9", "2001:db8:ffff:1::1"] {
         for _ in 0..10 {
             assert!(
-                bans.failure_at(ip.parse().unwrap(), Instant::now(), 100)
+                bans.failure_at(ip.parse().unwrap(), "", Instant::now(), 100)
                     .is_none(),
                 "{ip}"
             );
@@ -232,5 +233,50 @@ fn messages_and_recipients_per_address_and_per_account() {
     assert!(why.contains("sender domain flood.example"), "{why}");
     assert!(bans.exempt("192.0.2.99".parse().unwrap()));
     assert!(!bans.exempt("192.0.2.1".parse().unwrap()));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn guessing_one_account_from_many_addresses_bans_each_at_its_first_failure() {
+    let (store, dir) = store("account");
+    let bans = Bans::new(
+        BanOptions {
+            account_after: 4,
+            ..options(&[])
+        },
+        store,
+    );
+    let t0 = Instant::now();
+    // Four addresses, one failure each for alice: counted, nobody banned yet.
+    for i in 0..4u64 {
+        let ip: IpAddr = format!("192.0.2.{}", 10 + i).parse().unwrap();
+        let at = t0 + Duration::from_secs(i);
+        assert!(
+            bans.failure_at(ip, "Alice@example.test", at, 1000)
+                .is_none()
+        );
+    }
+    // The fifth address's first failure for alice: banned at once, the reason says why.
+    let ip: IpAddr = "198.51.100.1".parse().unwrap();
+    let (key, _, reason) = bans
+        .failure_at(ip, "alice@example.test", t0 + Duration::from_secs(5), 1005)
+        .unwrap();
+    assert_eq!(key, "198.51.100.1");
+    assert!(
+        reason.contains("alice@example.test, which had 5"),
+        "{reason}"
+    );
+    // Another account is unaffected; after the window, alice's count starts again.
+    let other: IpAddr = "198.51.100.2".parse().unwrap();
+    assert!(
+        bans.failure_at(other, "bob@example.test", t0 + Duration::from_secs(6), 1006)
+            .is_none()
+    );
+    let later = t0 + Duration::from_secs(2000);
+    let fresh: IpAddr = "198.51.100.3".parse().unwrap();
+    assert!(
+        bans.failure_at(fresh, "alice@example.test", later, 3000)
+            .is_none()
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
