@@ -637,7 +637,7 @@ impl Filter {
         if let Some(auth) = m.auth {
             extra.extend(auth_hits(auth));
         }
-        let report = facteur_spam::check(content, extra);
+        let report = heavy(content.len(), || facteur_spam::check(content, extra));
         let base = report.score;
         if spam.reject_score > 0.0 && base >= spam.reject_score {
             out.summary
@@ -645,7 +645,7 @@ impl Filter {
             return Some(spam_refusal(base, spam.reject_score));
         }
         let tokens = if spam.bayes && !m.accounts.is_empty() {
-            facteur_spam::bayes::tokens(content)
+            heavy(content.len(), || facteur_spam::bayes::tokens(content))
         } else {
             Vec::new()
         };
@@ -741,6 +741,20 @@ pub fn learn(
         tracing::info!(account = account.0, message = %key, kind = %if spam { "spam" } else { "ham" }, "learnt");
     }
     Ok(learnt)
+}
+
+/// Runs `work` over a message of `size` octets: in place for a small one, and for a large one
+/// (scoring a 50 MB message takes a while) telling the runtime this worker is busy, so other
+/// sessions move to another thread meanwhile.
+fn heavy<T>(size: usize, work: impl FnOnce() -> T) -> T {
+    const LARGE: usize = 256 * 1024;
+    let multi_thread = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if size > LARGE && multi_thread {
+        tokio::task::block_in_place(work)
+    } else {
+        work()
+    }
 }
 
 fn spam_refusal(score: f64, threshold: f64) -> Refusal {
