@@ -78,6 +78,69 @@ fn greylisting_defers_the_first_attempt_and_accepts_the_retry() {
     assert!(log.contains("greylist=allowed"), "{log}");
 }
 
+/// Mail whose sender domain is authenticated (SPF pass here, against a DNS server on
+/// loopback) skips greylisting when the domain is known good: listed by the admin, or learnt
+/// when an authenticated message of it retried once. An unauthenticated sender of the same
+/// domain is still greylisted.
+#[test]
+fn authenticated_mail_of_known_good_domains_skips_greylisting() {
+    let dns = facteur_testkit::dns::DnsServer::start(([127, 0, 0, 1], 0).into());
+    dns.add_txt("listed.example", "v=spf1 ip4:127.0.0.1 -all");
+    dns.add_mx("listed.example", 10, "mx.listed.example");
+    dns.add_txt("learnt.example", "v=spf1 ip4:127.0.0.1 -all");
+    dns.add_mx("learnt.example", 10, "mx.learnt.example");
+    dns.add_txt("forged.example", "v=spf1 ip4:192.0.2.1 -all");
+    dns.add_mx("forged.example", 10, "mx.forged.example");
+    let mut site = Site::new(
+        "greylist-auth",
+        "",
+        &format!(
+            "[dns]\nnameservers = [\"{}\"]\ntimeout_secs = 2\n\
+             [protect]\nallow = []\n{CHECKS_OFF}[spam]\nenabled = false\n\
+             [greylist]\nenabled = true\ndelay_secs = 1\nknown_domains = [\"listed.example\"]\n",
+            dns.addr()
+        ),
+    );
+    site.setup(&["alice@example.test", "bob@example.test"]);
+    let _server = site.start();
+    let smtp = site.smtp();
+    let from = |d: &str| format!("news@{d}");
+
+    // A domain the admin listed, SPF pass: accepted at the first attempt.
+    let r = send(
+        smtp,
+        &from("listed.example"),
+        "alice@example.test",
+        &message(&from("listed.example"), "Listed", "hello"),
+    );
+    assert!(r.starts_with("250"), "{r}");
+
+    // Another authenticated domain: greylisted once; after its retry it is known good, and
+    // its next message, to another recipient, passes at once.
+    let m = message(&from("learnt.example"), "Learnt", "hello");
+    let r = send(smtp, &from("learnt.example"), "alice@example.test", &m);
+    assert!(r.starts_with("450 4.7.0"), "{r}");
+    std::thread::sleep(Duration::from_millis(1300));
+    let r = send(smtp, &from("learnt.example"), "alice@example.test", &m);
+    assert!(r.starts_with("250"), "{r}");
+    let r = send(smtp, "other@learnt.example", "bob@example.test", &m);
+    assert!(r.starts_with("250"), "{r}");
+
+    // SPF fails for this one: not authenticated, greylisted.
+    let r = send(
+        smtp,
+        &from("forged.example"),
+        "alice@example.test",
+        &message(&from("forged.example"), "Forged", "hello"),
+    );
+    assert!(r.starts_with("450 4.7.0"), "{r}");
+    let log = site.log();
+    assert!(
+        log.contains("greylist=skipped (authenticated listed.example)"),
+        "{log}"
+    );
+}
+
 #[test]
 fn connection_checks_refuse_what_the_admin_made_hard_rules() {
     let mut site = Site::new(
@@ -406,4 +469,32 @@ fn spam_learn_and_check_from_the_command_line() {
         "{}",
         out.stderr
     );
+}
+
+/// clamd unreachable: the admin's choice. `tempfail` (the default) answers 451 4.7.1, so the
+/// sender retries and nothing unscanned gets in; `accept` lets the message through, logged.
+#[test]
+fn unreachable_clamd_follows_the_admins_choice() {
+    for (on_error, expect) in [("tempfail", "451 4.7.1"), ("accept", "250")] {
+        let mut site = Site::new(
+            &format!("clamd-{on_error}"),
+            "",
+            &format!(
+                "{CHECKS_OFF}[spam]\nenabled = false\n\
+                 [antivirus]\nclamd = \"127.0.0.1:9\"\ntimeout_secs = 5\non_error = \"{on_error}\"\n"
+            ),
+        );
+        site.setup(&["alice@example.test"]);
+        let _server = site.start();
+        let r = send(
+            site.smtp(),
+            "carol@sender.example",
+            "alice@example.test",
+            &message("carol@sender.example", "Scan me", "hello"),
+        );
+        assert!(r.starts_with(expect), "{on_error}: {r}");
+        let log = site.log();
+        assert!(log.contains("virus scan failed"), "{log}");
+        assert!(log.contains("virus=unscanned"), "{log}");
+    }
 }
