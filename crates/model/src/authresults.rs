@@ -8,8 +8,9 @@ pub struct AuthResults {
     pub spf: &'static str,
     /// Each DKIM signature checked: (its d= domain, its result).
     pub dkim: Vec<(String, &'static str)>,
-    /// DMARC for each From domain: (the domain, "pass", "fail", "none", "temperror"...).
-    pub dmarc: Vec<(String, &'static str)>,
+    /// DMARC for each From domain: (the domain, "pass", "fail", "none", "temperror"...,
+    /// the policy that applied: "reject", "quarantine", "none", or "" without a record).
+    pub dmarc: Vec<(String, &'static str, String)>,
     /// Domains this message is authenticated for, lower case: the MAIL FROM domain with SPF
     /// pass, the d= of each DKIM pass, the From domain with DMARC pass.
     pub authenticated: Vec<String>,

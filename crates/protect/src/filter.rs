@@ -766,54 +766,42 @@ fn spam_refusal(score: f64, threshold: f64) -> Refusal {
 }
 
 /// The authentication results as spam score (SpamAssassin's SPF_FAIL, DKIM_INVALID,
-/// DMARC_... rules, with similar weights).
+/// DMARC_... rules, with similar weights; `facteur_spam::extra`).
 fn auth_hits(auth: &facteur_model::authresults::AuthResults) -> Vec<Hit> {
+    use facteur_spam::extra;
     let mut hits = Vec::new();
     match auth.spf {
-        "fail" => hits.push(facteur_spam::hit(
-            "SPF_FAIL",
-            1.0,
-            "SPF: the sender's domain does not allow this client",
-        )),
-        "softfail" => hits.push(facteur_spam::hit(
-            "SPF_SOFTFAIL",
-            0.7,
-            "SPF: the sender's domain does not quite allow this client",
-        )),
-        "pass" => hits.push(facteur_spam::hit(
-            "SPF_PASS",
-            -0.1,
-            "SPF: the sender's domain allows this client",
-        )),
+        "fail" => hits.push(extra::spf_fail()),
+        "softfail" => hits.push(extra::spf_softfail()),
+        "pass" => hits.push(extra::spf_pass()),
         _ => {}
     }
     if auth.dkim.iter().any(|(_, r)| *r == "fail") {
-        hits.push(facteur_spam::hit(
-            "DKIM_INVALID",
-            0.5,
-            "DKIM: a signature does not verify",
-        ));
+        hits.push(extra::dkim_invalid());
     }
     if auth.dkim.iter().any(|(_, r)| *r == "pass") {
-        hits.push(facteur_spam::hit(
-            "DKIM_VALID",
-            -0.1,
-            "DKIM: a valid signature",
-        ));
+        hits.push(extra::dkim_valid());
     }
-    if auth.dmarc.iter().any(|(_, r)| *r == "fail") {
-        hits.push(facteur_spam::hit(
-            "DMARC_FAIL",
-            1.5,
-            "DMARC: the From domain is not authenticated",
-        ));
+    // A signature of the author's own domain (the From domain DMARC checked).
+    let author = |d: &String| auth.dmarc.iter().any(|(from, _, _)| from == d);
+    if auth.dkim.iter().any(|(d, r)| *r == "pass" && author(d)) {
+        hits.push(extra::dkim_valid_author());
     }
-    if auth.dmarc.iter().any(|(_, r)| *r == "pass") {
-        hits.push(facteur_spam::hit(
-            "DMARC_PASS",
-            -0.5,
-            "DMARC: the From domain is authenticated",
-        ));
+    // The strictest failing policy counts once.
+    let failed: Vec<&str> = auth
+        .dmarc
+        .iter()
+        .filter(|(_, r, _)| *r == "fail")
+        .map(|(_, _, p)| p.as_str())
+        .collect();
+    if failed.contains(&"reject") {
+        hits.push(extra::dmarc_reject());
+    } else if failed.contains(&"quarantine") {
+        hits.push(extra::dmarc_quarantine());
+    } else if !failed.is_empty() {
+        hits.push(extra::dmarc_none());
+    } else if auth.dmarc.iter().any(|(_, r, _)| *r == "pass") {
+        hits.push(extra::dmarc_pass());
     }
     hits
 }
@@ -862,6 +850,37 @@ mod tests {
             network_of("::ffff:198.51.100.9".parse().unwrap()),
             "198.51.100.0/24"
         );
+    }
+
+    #[test]
+    fn authentication_results_become_hits() {
+        use facteur_model::authresults::AuthResults;
+        let names =
+            |a: &AuthResults| -> Vec<String> { auth_hits(a).into_iter().map(|h| h.name).collect() };
+        let good = AuthResults {
+            spf: "pass",
+            dkim: vec![("example.org".into(), "pass")],
+            dmarc: vec![("example.org".into(), "pass", "reject".into())],
+            authenticated: vec!["example.org".into()],
+        };
+        assert_eq!(
+            names(&good),
+            ["SPF_PASS", "DKIM_VALID", "DKIM_VALID_AU", "DMARC_PASS"]
+        );
+        let forged = AuthResults {
+            spf: "fail",
+            dkim: vec![("other.example".into(), "fail")],
+            dmarc: vec![
+                ("a.example".into(), "fail", "none".into()),
+                ("b.example".into(), "fail", "quarantine".into()),
+            ],
+            authenticated: Vec::new(),
+        };
+        assert_eq!(
+            names(&forged),
+            ["SPF_FAIL", "DKIM_INVALID", "DMARC_QUARANTINE"]
+        );
+        assert!(names(&AuthResults::default()).is_empty());
     }
 
     #[test]

@@ -497,7 +497,12 @@ impl Checker {
                     .authenticated
                     .push(check.domain.to_ascii_lowercase());
             }
-            results.dmarc.push((check.domain.clone(), name));
+            let policy = check
+                .applied
+                .split_once('=')
+                .map_or("", |(_, p)| p)
+                .to_string();
+            results.dmarc.push((check.domain.clone(), name, policy));
         }
         results.authenticated.sort();
         results.authenticated.dedup();
