@@ -107,11 +107,79 @@ pub(crate) fn contains_phrase(haystack: &str, phrase: &str) -> bool {
 }
 
 /// How many of `phrases` occur in `haystack` (each counted once).
+#[cfg(test)]
 pub(crate) fn count_phrases(haystack: &str, phrases: &[&str]) -> usize {
     phrases
         .iter()
         .filter(|p| contains_phrase(haystack, p))
         .count()
+}
+
+/// `N` lists of folded phrases searched in one pass (Aho-Corasick over every phrase): for
+/// each list, how many of its phrases occur in a text as whole words, as
+/// [`contains_phrase`] decides, each counted once.
+pub(crate) struct PhraseSet<const N: usize> {
+    automaton: aho_corasick::AhoCorasick,
+    /// Per pattern: its list, its index among all patterns (for counting it once).
+    list_of: Vec<usize>,
+    /// Per pattern: whether its first and last characters are letters or digits.
+    edges: Vec<(bool, bool)>,
+}
+
+impl<const N: usize> PhraseSet<N> {
+    pub(crate) fn new(lists: [&[&str]; N]) -> PhraseSet<N> {
+        let mut patterns = Vec::new();
+        let mut list_of = Vec::new();
+        let mut edges = Vec::new();
+        for (list, phrases) in lists.iter().enumerate() {
+            for phrase in phrases.iter().filter(|p| !p.is_empty()) {
+                patterns.push(*phrase);
+                list_of.push(list);
+                edges.push((
+                    phrase.chars().next().is_some_and(char::is_alphanumeric),
+                    phrase
+                        .chars()
+                        .next_back()
+                        .is_some_and(char::is_alphanumeric),
+                ));
+            }
+        }
+        let automaton = aho_corasick::AhoCorasick::new(&patterns)
+            .expect("the built-in phrase lists make a valid automaton");
+        PhraseSet {
+            automaton,
+            list_of,
+            edges,
+        }
+    }
+
+    pub(crate) fn count(&self, haystack: &str) -> [usize; N] {
+        let mut seen = vec![false; self.list_of.len()];
+        let mut counts = [0usize; N];
+        // Overlapping matches: a phrase inside another one still counts for its own list.
+        for m in self.automaton.find_overlapping_iter(haystack) {
+            let id = m.pattern().as_usize();
+            if seen[id] {
+                continue;
+            }
+            let (first_alnum, last_alnum) = self.edges[id];
+            let before_ok = !first_alnum
+                || haystack[..m.start()]
+                    .chars()
+                    .next_back()
+                    .is_none_or(|c| !c.is_alphanumeric());
+            let after_ok = !last_alnum
+                || haystack[m.end()..]
+                    .chars()
+                    .next()
+                    .is_none_or(|c| !c.is_alphanumeric());
+            if before_ok && after_ok {
+                seen[id] = true;
+                counts[self.list_of[id]] += 1;
+            }
+        }
+        counts
+    }
 }
 
 /// A URL found in a message: in a link, an image or the plain text.
@@ -303,6 +371,21 @@ mod tests {
         assert!(!contains_phrase("xlottery", "lottery"));
         assert!(contains_phrase("(lottery)", "lottery"));
         assert!(contains_phrase("100% free", "100% free"));
+        // One pass over several lists gives what each list alone gives.
+        let a: &[&str] = &["lottery", "you won", "won the lottery"];
+        let b: &[&str] = &["the lottery", "100% free", "lot"];
+        let set = PhraseSet::new([a, b]);
+        for text in [
+            "you won the lottery today, 100% free",
+            "lotteryx xlottery the lottery lot",
+            "",
+        ] {
+            assert_eq!(
+                set.count(text),
+                [count_phrases(text, a), count_phrases(text, b)],
+                "{text}"
+            );
+        }
         assert!(!contains_phrase("", "a"));
     }
 

@@ -51,22 +51,29 @@ impl Store {
         times: GreylistTimes,
     ) -> Result<Greylisted> {
         let now = now_unix();
-        self.write(|tx| {
-            let allowed: Option<i64> = tx
-                .query_row(
-                    "SELECT until FROM greylist_allowed WHERE key = ?1",
-                    [allow_key],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            if allowed.is_some_and(|until| until > now) {
-                // RFC 6647 §4.2 (auto-allowlisting): kept while the sender keeps sending.
-                tx.execute(
-                    "UPDATE greylist_allowed SET until = ?2 WHERE key = ?1",
-                    params![allow_key, now + times.allow],
-                )?;
-                return Ok(Greylisted::Allowed);
+        // The common case, a known network and domain, is a read; its renewal (RFC 6647 §4.2:
+        // kept while the sender keeps sending) is written at most once a day.
+        let allowed: Option<i64> = self.read(|c| {
+            Ok(
+                c.prepare_cached("SELECT until FROM greylist_allowed WHERE key = ?1")?
+                    .query_row([allow_key], |r| r.get(0))
+                    .optional()?,
+            )
+        })?;
+        if let Some(until) = allowed.filter(|u| *u > now) {
+            if until < now + times.allow - 86_400 {
+                self.write_lazy(|tx| {
+                    tx.execute(
+                        "UPDATE greylist_allowed SET until = ?2 WHERE key = ?1",
+                        params![allow_key, now + times.allow],
+                    )?;
+                    Ok(())
+                })?;
             }
+            return Ok(Greylisted::Allowed);
+        }
+        // Losing this to a power failure costs a sender one more deferral: no fsync of its own.
+        self.write_lazy(|tx| {
             // Forget what is older than the window: a retry after it starts again.
             tx.execute(
                 "DELETE FROM greylist WHERE last < ?1",
@@ -162,17 +169,36 @@ impl Store {
                 counts.tokens = vec![(0, 0); tokens.len()];
                 return Ok(counts);
             }
-            let mut stmt = c.prepare_cached(
-                "SELECT spam, ham FROM bayes_tokens WHERE account = ?1 AND token = ?2",
-            )?;
-            for &token in tokens {
-                let found: Option<(u32, u32)> = stmt
-                    .query_row(params![account.0, token as i64], |r| {
-                        Ok((r.get(0)?, r.get(1)?))
-                    })
-                    .optional()?;
-                counts.tokens.push(found.unwrap_or((0, 0)));
+            // One statement per CHUNK tokens (the last chunk padded with its first token), not
+            // one per token: a message has hundreds.
+            const CHUNK: usize = 128;
+            static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+                let marks: Vec<String> = (2..CHUNK + 2).map(|i| format!("?{i}")).collect();
+                format!(
+                    "SELECT token, spam, ham FROM bayes_tokens WHERE account = ?1 AND token IN ({})",
+                    marks.join(", ")
+                )
+            });
+            let mut stmt = c.prepare_cached(&SQL)?;
+            let mut found: std::collections::HashMap<i64, (u32, u32)> =
+                std::collections::HashMap::with_capacity(tokens.len());
+            for chunk in tokens.chunks(CHUNK) {
+                let mut values: Vec<i64> = Vec::with_capacity(CHUNK + 1);
+                values.push(account.0);
+                values.extend(chunk.iter().map(|&t| t as i64));
+                values.resize(CHUNK + 1, chunk[0] as i64);
+                let rows = stmt.query_map(rusqlite::params_from_iter(values.iter()), |r| {
+                    Ok((r.get::<_, i64>(0)?, (r.get(1)?, r.get(2)?)))
+                })?;
+                for row in rows {
+                    let (token, c) = row?;
+                    found.insert(token, c);
+                }
             }
+            counts.tokens = tokens
+                .iter()
+                .map(|&t| found.get(&(t as i64)).copied().unwrap_or((0, 0)))
+                .collect();
             Ok(counts)
         })
     }

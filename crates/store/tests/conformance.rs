@@ -547,4 +547,18 @@ fn bayes_learns_and_relearns() {
     let c = store.bayes_counts(account, &[1, 2, 3]).unwrap();
     assert_eq!((c.spam, c.ham), (0, 2));
     assert_eq!(c.tokens, vec![(0, 1), (0, 2), (0, 1)]);
+    // Many tokens (read in chunks), repeated and absent ones, large hash values.
+    let many: Vec<u64> = (0..300u64).map(|i| u64::MAX - i * 7).collect();
+    store
+        .bayes_learn(account, "m3", &many[..250], true)
+        .unwrap();
+    let mut asked = many.clone();
+    asked.push(many[0]);
+    asked.push(2);
+    let c = store.bayes_counts(account, &asked).unwrap();
+    assert_eq!(c.tokens.len(), 302);
+    assert!(c.tokens[..250].iter().all(|&t| t == (1, 0)));
+    assert!(c.tokens[250..300].iter().all(|&t| t == (0, 0)));
+    assert_eq!(c.tokens[300], (1, 0));
+    assert_eq!(c.tokens[301], (0, 2));
 }
