@@ -80,28 +80,16 @@ pub fn spam(config: &Config, cmd: SpamCommand) -> anyhow::Result<ExitCode> {
             if let Some(account) = &account {
                 let id = account_id(account)?;
                 let tokens = facteur_spam::bayes::tokens(&content);
-                let c = store.bayes_counts(id, &tokens)?;
-                let counts: Vec<facteur_spam::bayes::TokenCounts> = c
-                    .tokens
-                    .iter()
-                    .map(|&(spam, ham)| facteur_spam::bayes::TokenCounts { spam, ham })
-                    .collect();
-                let learned = facteur_spam::bayes::Learned {
-                    spam: c.spam,
-                    ham: c.ham,
-                };
-                match facteur_spam::bayes::probability_with(
-                    learned,
-                    &counts,
-                    config.spam.bayes_min_learned,
-                ) {
+                let min = config.spam.bayes_min_learned;
+                let b = facteur_protect::filter::bayes(store, id, &tokens, min)?;
+                match b.probability {
                     Some(p) => {
                         println!("Bayes: spam probability {p:.3} for {account}");
                         extra.extend(facteur_spam::bayes::bayes_hit(p));
                     }
                     None => println!(
-                        "Bayes: {account} has taught {} spam and {} ham, fewer than {} of each; not counted",
-                        c.spam, c.ham, config.spam.bayes_min_learned
+                        "Bayes: {account} has taught {} spam and {} ham, fewer than {min} of each; not counted",
+                        b.spam, b.ham
                     ),
                 }
             }

@@ -256,7 +256,9 @@ impl Filter {
             .client
             .iter()
             .flat_map(|c| c.findings.iter())
-            // A DNS allow list with the hard rule lets the client pass its listings.
+            // Any DNS allow list listing lets the client pass its block-list and reverse-DNS
+            // refusals (`checks` waives them itself for a hard-rule allow list; a scored one
+            // waives them here).
             .filter(|_| !whitelisted)
             .chain(session.helo.iter().flat_map(|(_, f)| f.iter()))
             .chain(session.sender.iter().flat_map(|(_, f)| f.iter()))
@@ -655,26 +657,12 @@ impl Filter {
             if !tokens.is_empty() {
                 let store = self.store.clone();
                 let asked = tokens.clone();
-                let counts =
-                    tokio::task::spawn_blocking(move || store.bayes_counts(account, &asked)).await;
-                match counts {
-                    Ok(Ok(c)) => {
-                        let learned = facteur_spam::bayes::Learned {
-                            spam: c.spam,
-                            ham: c.ham,
-                        };
-                        let counts: Vec<facteur_spam::bayes::TokenCounts> = c
-                            .tokens
-                            .iter()
-                            .map(|&(spam, ham)| facteur_spam::bayes::TokenCounts { spam, ham })
-                            .collect();
-                        if let Some(hit) = facteur_spam::bayes::probability_with(
-                            learned,
-                            &counts,
-                            spam.bayes_min_learned,
-                        )
-                        .and_then(facteur_spam::bayes::bayes_hit)
-                        {
+                let min = spam.bayes_min_learned;
+                let bayes =
+                    tokio::task::spawn_blocking(move || bayes(&store, account, &asked, min)).await;
+                match bayes {
+                    Ok(Ok(b)) => {
+                        if let Some(hit) = b.probability.and_then(facteur_spam::bayes::bayes_hit) {
                             report.score += hit.score;
                             report.hits.push(hit);
                         }
@@ -725,6 +713,40 @@ impl Filter {
             tracing::warn!(error = %e, "cannot learn a message");
         }
     }
+}
+
+/// What an account's classifier says of a message.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bayes {
+    /// Messages the account taught as spam and as ham.
+    pub spam: u32,
+    pub ham: u32,
+    /// The spam probability; None until `min_learned` of each kind were taught.
+    pub probability: Option<f64>,
+}
+
+/// `account`'s classifier on a message's `tokens` (`facteur_spam::bayes::tokens`).
+pub fn bayes(
+    store: &Store,
+    account: AccountId,
+    tokens: &[u64],
+    min_learned: u32,
+) -> Result<Bayes, facteur_store::StoreError> {
+    let c = store.bayes_counts(account, tokens)?;
+    let learned = facteur_spam::bayes::Learned {
+        spam: c.spam,
+        ham: c.ham,
+    };
+    let counts: Vec<facteur_spam::bayes::TokenCounts> = c
+        .tokens
+        .iter()
+        .map(|&(spam, ham)| facteur_spam::bayes::TokenCounts { spam, ham })
+        .collect();
+    Ok(Bayes {
+        spam: c.spam,
+        ham: c.ham,
+        probability: facteur_spam::bayes::probability_with(learned, &counts, min_learned),
+    })
 }
 
 /// Learns one message for `account`'s classifier; false when it was learnt so already.

@@ -18,6 +18,7 @@ pub mod bayes;
 pub mod extra;
 mod html;
 mod message;
+mod phrases;
 pub mod rules;
 mod text;
 
